@@ -1,0 +1,33 @@
+"""swapdeck's headless engine: extract, train, convert, score, jobs.
+
+Front ends (the typer CLI, the Textual wizard) call these functions and listen
+to their events; the engine never prints, prompts, exits or imports textual.
+Names are imported on first use so `import engine` stays cheap.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "extract": "engine.extract",
+    "ExtractConfig": "engine.config",
+    "Workspace": "engine.workspace",
+    "SwapdeckError": "engine.errors",
+    "CancelToken": "engine.events",
+    "list_facesets": "engine.facesets",
+    "describe_faceset": "engine.facesets",
+    "prune_faceset": "engine.facesets",
+    "run_doctor": "engine.doctor",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(import_module(_API[name]), name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")

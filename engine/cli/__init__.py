@@ -1,0 +1,23 @@
+"""The `swapdeck` command: one thin module per command over the engine."""
+
+from __future__ import annotations
+
+import typer
+
+from engine.cli import demo, doctor, extract, faceset
+
+app = typer.Typer(
+    name="swapdeck",
+    help="Face swapping on remote GPU boxes: extract, train, convert.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("extract")(extract.extract_command)
+app.add_typer(faceset.app, name="faceset")
+app.command("doctor")(doctor.doctor_command)
+app.command("demo")(demo.demo_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,160 @@
+"""What every command shares: option aliases, event rendering, the error boundary."""
+
+from __future__ import annotations
+
+import functools
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from engine.errors import ExitCode, SwapdeckError
+from engine.events import CancelToken, to_json
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+WorkspaceOpt = Annotated[
+    Path, typer.Option("--workspace", "-w", help="Workspace folder (created if missing).")
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON event per line on stdout instead.")
+]
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+
+class Reporter:
+    """A sink: JSON lines on stdout, or Rich progress and messages on stderr."""
+
+    def __init__(self, as_json: bool) -> None:
+        self.as_json = as_json
+        self._progress: Progress | None = None
+        self._tasks: dict[str, TaskID] = {}
+
+    def __call__(self, event: Any) -> None:
+        if self.as_json:
+            sys.stdout.write(to_json(event) + "\n")
+            sys.stdout.flush()
+            return
+        kind = event.type
+        if kind == "progress":
+            self._show_progress(event)
+        elif kind == "started":
+            detail = event.detail
+            if "backend" in detail:
+                err_console.print(
+                    f"[bold]{event.stage}[/]: {detail.get('backend_detail', detail['backend'])} "
+                    f"({detail.get('backend_reason', '')})"
+                )
+        elif kind in ("info", "warning"):
+            style = "yellow" if kind == "warning" else "cyan"
+            hint = f" ({event.hint})" if getattr(event, "hint", "") else ""
+            self._print(f"[{style}]{kind}:[/] {event.message}{hint}")
+        elif kind == "finished":
+            self.close()
+
+    def _print(self, text: str) -> None:
+        (self._progress.console if self._progress else err_console).print(text)
+
+    def _show_progress(self, event: Any) -> None:
+        if self._progress is None:
+            self._progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[unit]}"),
+                TextColumn("{task.fields[counts]}"),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=False,
+            )
+            self._progress.start()
+        counts = "  ".join(
+            f"{k.replace('_', ' ')} {v:g}" for k, v in event.counts.items()
+        )
+        if event.stage not in self._tasks:
+            self._tasks[event.stage] = self._progress.add_task(
+                event.stage, total=event.total, unit=event.unit, counts=counts
+            )
+        self._progress.update(
+            self._tasks[event.stage], completed=event.done, total=event.total, counts=counts
+        )
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+            self._tasks.clear()
+
+
+def fail(exc: SwapdeckError, as_json: bool) -> typer.Exit:
+    """Report a user mistake as one line (or one JSON event) and give its exit code."""
+    if as_json:
+        from engine.events import Failed
+
+        sys.stdout.write(
+            to_json(Failed(stage="cli", message=exc.message, hint=exc.hint, exit_code=exc.exit_code))
+            + "\n"
+        )
+    err_console.print(f"[bold red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+    return typer.Exit(exc.exit_code)
+
+
+def guarded(func: F) -> F:
+    """The single boundary where engine errors become a line and an exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = bool(kwargs.get("as_json", False))
+        try:
+            return func(*args, **kwargs)
+        except SwapdeckError as exc:
+            raise fail(exc, as_json) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(ExitCode.CANCELLED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@contextmanager
+def cancel_on_interrupt() -> Iterator[CancelToken]:
+    """First Ctrl-C (or SIGTERM) asks the engine to stop cleanly; a second one aborts."""
+    token = CancelToken()
+
+    def handler(signum: int, _frame: object) -> None:
+        if token.cancelled:
+            raise KeyboardInterrupt
+        token.cancel()
+        err_console.print("stopping after the current frame (Ctrl-C again to abort)")
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread (e.g. under some test runners)
+        previous = {}
+    try:
+        yield token
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")

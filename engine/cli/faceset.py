@@ -1,0 +1,91 @@
+"""`swapdeck faceset list|show|prune`: look at and tidy facesets."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from engine.cli.common import JsonOpt, WorkspaceOpt, guarded, out_console, print_json
+
+app = typer.Typer(help="List, inspect and prune facesets.", no_args_is_help=True)
+
+
+def _spread(s: dict[str, float]) -> str:
+    return f"{s['min']:g} / {s['median']:g} / {s['max']:g}" if s else "-"
+
+
+@app.command("list")
+@guarded
+def list_command(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
+    """Every faceset in the workspace, with counts."""
+    from engine.facesets import list_facesets
+    from engine.workspace import Workspace
+
+    rows = list_facesets(Workspace(workspace))
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("faceset", "faces", "tracked", "sources", "frames done", "size", "blur min/med/max")
+    for r in rows:
+        table.add_row(r["name"], str(r["faces"]), str(r["tracked"]), str(r["sources"]),
+                      str(r["frames_done"]), f"{r['size']} px", _spread(r["blur"]))
+    out_console.print(table if rows else "no facesets yet: make one with 'swapdeck extract'")
+
+
+def _show(info: dict[str, Any]) -> None:
+    out_console.print(
+        f"[bold]{info['name']}[/]: {info['faces']} faces ({info['tracked']} tracked), "
+        f"{info['size']} px at coverage {info['coverage']:g}, {info['frames_done']} frames done"
+    )
+    table = Table("measure", "min", "p10", "median", "p90", "max")
+    for key in ("blur", "yaw", "pitch", "roll"):
+        s = info[key]
+        if s:
+            table.add_row(key, *(f"{s[k]:g}" for k in ("min", "p10", "median", "p90", "max")))
+    out_console.print(table)
+    sources = Table("id", "kind", "frames", "done", "faces", "path")
+    for s in info["sources"]:
+        sources.add_row(str(s["id"]), s["kind"], str(s["frames"]), str(s["frames_done"]),
+                        str(s["faces"]), s["path"])
+    out_console.print(sources)
+
+
+@app.command("show")
+@guarded
+def show_command(
+    name: Annotated[str, typer.Argument(help="Faceset name.")],
+    workspace: WorkspaceOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Counts, sources, and the spread of sharpness and pose (ids with --json)."""
+    from engine.facesets import describe_faceset
+    from engine.workspace import Workspace
+
+    info = describe_faceset(Workspace(workspace), name)
+    print_json(info) if as_json else _show(info)
+
+
+@app.command("prune")
+@guarded
+def prune_command(
+    name: Annotated[str, typer.Argument(help="Faceset name.")],
+    workspace: WorkspaceOpt,
+    blur_below: Annotated[
+        float | None, typer.Option(help="Remove faces less sharp than this score.")
+    ] = None,
+    face_id: Annotated[
+        list[int] | None, typer.Option("--id", help="Remove the face with this id; repeatable.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove faces and their files together."""
+    from engine.facesets import prune_faceset
+    from engine.workspace import Workspace
+
+    result = prune_faceset(Workspace(workspace), name, blur_below, face_id or [])
+    if as_json:
+        print_json({k: v for k, v in result.items() if k != "files"})
+    else:
+        out_console.print(f"removed {result['removed']} faces; {result['faces']} left in {name}")

@@ -1,0 +1,107 @@
+"""Typed configs, one per stage. TOML in, TOML out.
+
+A config is validated when built; a bad value becomes one BadInputError line
+instead of a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.errors import BadInputError, CorruptError
+from engine.workspace import atomic_write_text, check_name
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class StageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExtractConfig(StageConfig):
+    """What `swapdeck extract` was asked to do."""
+
+    sources: list[Path] = Field(min_length=1)
+    faceset: str
+    backend: Literal["auto", "fan", "dlib"] = "auto"
+    detector: Literal["hog", "cnn"] = "hog"
+    every: int = Field(1, ge=1, description="process every Nth video frame")
+    size: int = Field(256, ge=64, le=1024, description="aligned crop size in pixels")
+    coverage: float = Field(0.75, ge=0.3, le=1.0, description="share of the crop the face spans")
+    min_face: int = Field(80, ge=16, description="smallest face kept, in pixels")
+    max_faces: int = Field(0, ge=0, description="largest N faces per frame; 0 keeps all")
+    references: list[Path] = Field(default_factory=list)
+    threshold: float = Field(0.6, gt=0.0, le=2.0, description="identity distance to keep a face")
+    device: str = "auto"
+
+    @field_validator("faceset")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        try:
+            return check_name(value, "faceset name")
+        except BadInputError as exc:
+            raise ValueError(exc.one_line()) from None
+
+
+def build(cls: type[C], **values: Any) -> C:
+    """Build a config, turning validation errors into one clear line."""
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or cls.__name__
+        raise BadInputError(
+            f"invalid {where}: {first['msg']}", "see --help for the allowed values"
+        ) from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def to_toml(config: BaseModel) -> str:
+    return tomli_w.dumps(_plain(config.model_dump()))
+
+
+def save_toml(config: BaseModel, path: Path) -> None:
+    atomic_write_text(path, to_toml(config))
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CorruptError(f"{path} is not valid TOML ({exc})", "fix or remove the file") from None
+
+
+def load_toml(cls: type[C], path: Path) -> C:
+    data = read_toml(path)
+    try:
+        return cls(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CorruptError(
+            f"{path}: {where}: {first['msg']}", "fix the value or remove the file"
+        ) from None
+
+
+def record_in_workspace(path: Path, table: str, name: str, config: BaseModel) -> None:
+    """Remember what the user chose in swapdeck.toml, under [table.name]."""
+    data = read_toml(path) if path.exists() else {}
+    section = data.setdefault(table, {})
+    values = _plain(config.model_dump())
+    values.pop(table.rstrip("s"), None)  # the name is the key already
+    section[name] = values
+    atomic_write_text(path, tomli_w.dumps(data))

@@ -1,0 +1,116 @@
+"""Typed events: the one channel from the engine to its front ends.
+
+Long operations take a `Sink` (any callable accepting an event) and a
+`CancelToken`. The CLI renders events with Rich or prints them as JSON lines,
+a detached job appends them to events.jsonl, and the TUI turns them into
+Textual messages. Nobody parses human-readable text.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    t: float = Field(default_factory=time.time)
+
+
+class Started(_Event):
+    type: Literal["started"] = "started"
+    stage: str
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class Progress(_Event):
+    type: Literal["progress"] = "progress"
+    stage: str
+    done: int
+    total: int | None = None
+    unit: str = "items"
+    counts: dict[str, float] = Field(default_factory=dict)
+
+
+class Metrics(_Event):
+    type: Literal["metrics"] = "metrics"
+    step: int
+    losses: dict[str, float] = Field(default_factory=dict)
+    examples_per_s: float = 0.0
+    extra: dict[str, float] = Field(default_factory=dict)
+
+
+class Preview(_Event):
+    type: Literal["preview"] = "preview"
+    path: str
+
+
+class Saved(_Event):
+    type: Literal["saved"] = "saved"
+    path: str
+    what: str = ""
+
+
+class Warning(_Event):  # noqa: A001 - the event's name in the protocol
+    type: Literal["warning"] = "warning"
+    message: str
+    hint: str = ""
+
+
+class Info(_Event):
+    type: Literal["info"] = "info"
+    message: str
+
+
+class Finished(_Event):
+    type: Literal["finished"] = "finished"
+    stage: str
+    result: dict[str, Any] = Field(default_factory=dict)
+
+
+class Failed(_Event):
+    type: Literal["failed"] = "failed"
+    stage: str
+    message: str
+    hint: str = ""
+    exit_code: int = 1
+
+
+Event = Annotated[
+    Started | Progress | Metrics | Preview | Saved | Warning | Info | Finished | Failed,
+    Field(discriminator="type"),
+]
+Sink = Callable[[Any], None]
+
+_adapter: TypeAdapter[Any] = TypeAdapter(Event)
+
+
+def to_json(event: _Event) -> str:
+    """One event as one line of JSON (no newline)."""
+    return event.model_dump_json()
+
+
+def from_json(line: str) -> Any:
+    """Parse a line written by `to_json` back into its event class."""
+    return _adapter.validate_json(line)
+
+
+def null_sink(_event: Any) -> None:
+    """A sink for callers that do not care."""
+
+
+class CancelToken:
+    """Set from any thread; long operations check it between units of work."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()

@@ -1,0 +1,1 @@
+"""Detection, landmarks, alignment, masks, pose, quality and identity."""

@@ -1,0 +1,52 @@
+"""Face backends: `dlib` (offline, CPU) and `fan` (face-alignment, GPU-friendly).
+
+`auto` picks `fan` when its weights are already on disk and a GPU is present,
+otherwise `dlib`, and says why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.faces.backends.base import FaceBackend
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    name: str
+    reason: str
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def choose_backend(requested: str) -> BackendChoice:
+    """Resolve 'auto' into a concrete backend name, with the reason."""
+    if requested != "auto":
+        return BackendChoice(requested, "asked for")
+    from engine.faces.backends.fan import fan_weights_status
+
+    present, where = fan_weights_status()
+    if not _cuda_available():
+        return BackendChoice("dlib", "no GPU, so the CPU-friendly dlib backend")
+    if not present:
+        return BackendChoice("dlib", f"GPU present but face-alignment weights are not in {where}")
+    return BackendChoice("fan", "GPU present and face-alignment weights found")
+
+
+def load_backend(name: str, detector: str = "hog", device: str = "auto") -> FaceBackend:
+    """Load a backend's models; raises UnavailableError when it cannot run here."""
+    if name == "dlib":
+        from engine.faces.backends.dlib_backend import DlibBackend
+
+        return DlibBackend(detector=detector)
+    if name == "fan":
+        from engine.faces.backends.fan import FanBackend
+
+        return FanBackend(device=device)
+    raise ValueError(f"unknown backend {name!r}")

@@ -1,0 +1,31 @@
+"""What every face backend provides: boxes, then 68 iBUG landmarks per box."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+from engine.faces.types import Detection
+
+
+class FaceBackend(ABC):
+    """Detector + 68-point landmark model. Images are HxWx3 uint8 RGB."""
+
+    name: str = "?"
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line for people: which models, on which device."""
+
+    @abstractmethod
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Face boxes in one image."""
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """Face boxes in several images; GPU backends override this to batch."""
+        return [self.detect(img) for img in images]
+
+    @abstractmethod
+    def landmarks(self, image: np.ndarray, boxes: list[np.ndarray]) -> list[np.ndarray]:
+        """One (68, 2) float32 array of (x, y) per box, in image pixels."""
