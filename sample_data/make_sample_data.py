@@ -201,6 +201,10 @@ def warp_expression(img: np.ndarray, pts: np.ndarray, moved: np.ndarray, fw: flo
     anchors = np.concatenate([border, ring(centre - offset, 0.82 * fw, 1.02 * fw, 16)])
     src = np.concatenate([anchors, pts - offset])
     dst = np.concatenate([anchors, moved - offset])
+    src_teeth = teeth_line(pts, pts, fw)
+    if src_teeth.size:  # teeth visible in the source: keep them on the upper jaw
+        src = np.concatenate([src, src_teeth - offset])
+        dst = np.concatenate([dst, teeth_line(pts, moved, fw) - offset])
     # The map goes from output (moved) positions back to where to sample in the input.
     tform = PiecewiseAffineTransform.from_estimate(dst, src)
     if not tform:
@@ -222,45 +226,62 @@ def warp_expression(img: np.ndarray, pts: np.ndarray, moved: np.ndarray, fw: flo
     roi = cv2.remap(
         img[y0:y1, x0:x1], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101
     )
-    roi = paint_mouth(roi, moved - offset, fw)
+    roi = paint_mouth(roi, moved - offset, fw, lip_gap(pts))
     out = img.copy()
     out[y0:y1, x0:x1] = roi
     return out
 
 
-def paint_mouth(roi: np.ndarray, pts: np.ndarray, fw: float) -> np.ndarray:
-    """Darken the gap between the lips (and show a strip of teeth) when the mouth is open.
+def lip_gap(pts: np.ndarray) -> float:
+    return float(pts[[65, 66, 67], 1].mean() - pts[[61, 62, 63], 1].mean())
 
-    Stretching closed lips apart only smears lip colour; a real open mouth is dark inside.
+
+def teeth_line(pts: np.ndarray, moved: np.ndarray, fw: float) -> np.ndarray:
+    """Points along the lower edge of the upper teeth, riding with the upper lip.
+
+    Without them, opening a smiling mouth stretches the teeth; with them the teeth stay
+    rigid and the new gap opens below them.  Empty when the source mouth is closed.
     """
-    gap = pts[[65, 66, 67], 1].mean() - pts[[61, 62, 63], 1].mean()
-    if gap < 1.5:
+    upper, lower = pts[[61, 62, 63]], pts[[67, 66, 65]]
+    if lip_gap(pts) < 0.03 * fw:
+        return np.empty((0, 2))
+    return moved[[61, 62, 63]] + 0.6 * (lower - upper)
+
+
+def paint_mouth(roi: np.ndarray, pts: np.ndarray, fw: float, source_gap: float) -> np.ndarray:
+    """Darken the opening between the lips, and show teeth if the source mouth was closed.
+
+    Stretching lips apart only smears lip colour; a real open mouth is dark inside.  The
+    darkening keeps some of the stretched texture and grows with how far the mouth opened.
+    """
+    added_gap = lip_gap(pts) - source_gap
+    strength = float(np.clip(added_gap / (0.05 * fw), 0, 1))
+    if strength < 0.05:
         return roi
     h, w = roi.shape[:2]
-    lips = pts[48:60]
-    lx0, ly0 = np.floor(lips.min(0)).astype(int)
-    lx1, ly1 = np.ceil(lips.max(0)).astype(int)
-    lip_patch = roi[max(ly0, 0) : max(ly1, 1), max(lx0, 0) : max(lx1, 1)].reshape(-1, 3)
-    lip_colour = lip_patch.mean(axis=0) if lip_patch.size else np.array([150.0, 90, 90])
-    strength = min(1.0, (gap - 1.5) / 4.0)  # fade in so tiny openings stay subtle
+    sigma = max(0.8, 0.012 * fw)
 
     def poly_mask(poly: np.ndarray) -> np.ndarray:
         mask = np.zeros((h, w), np.float32)
         cv2.fillPoly(mask, [np.round(poly * 16).astype(np.int32)], 1.0, cv2.LINE_AA, shift=4)
-        return cv2.GaussianBlur(mask, (0, 0), max(0.6, 0.006 * fw))
+        return cv2.GaussianBlur(mask, (0, 0), sigma)[..., None]
 
-    inner = pts[INNER_LIPS]
-    teeth_depth = min(0.4 * gap, 0.035 * fw)
-    upper = pts[[60, 61, 62, 63, 64]]
-    teeth = np.concatenate([upper, (upper + (0, teeth_depth))[::-1]])
     out = roi.astype(np.float32)
-    dark = 0.3 * lip_colour
-    teeth_colour = 0.45 * lip_colour + 0.55 * np.array([225.0, 220, 205])
-    inner_mask = poly_mask(inner)
-    teeth_mask = poly_mask(teeth) * inner_mask  # teeth only show inside the opening
-    for mask, colour, alpha in ((inner_mask, dark, 0.9), (teeth_mask, teeth_colour, 0.7)):
-        m = (mask * alpha * strength)[..., None]
-        out = out * (1 - m) + colour * m
+    inner = poly_mask(pts[INNER_LIPS])
+    # A dim red-brown that follows the photo's exposure, over a trace of the stretched texture.
+    exposure = float(out.mean()) / 140
+    dark = 0.25 * out + np.array([60.0, 22, 24]) * exposure
+    # Dark below the upper teeth (if the source showed any), lighter near the upper lip.
+    y_up = pts[[61, 62, 63], 1].mean() + 0.6 * source_gap
+    y_low = pts[[65, 66, 67], 1].mean()
+    depth = np.clip((np.arange(h, dtype=np.float32) - y_up) / max(y_low - y_up, 1.0), 0, 1)
+    shade = (0.15 + 0.85 * depth)[:, None, None]
+    out += (dark - out) * inner * shade * 0.85 * strength
+    if source_gap < 0.02 * fw:  # closed in the source: paint a hint of upper teeth
+        upper = pts[[60, 61, 62, 63, 64]]
+        teeth = np.concatenate([upper, (upper + (0, 0.3 * lip_gap(pts)))[::-1]])
+        teeth_colour = 0.5 * out + 0.5 * np.array([225.0, 215, 200]) * exposure
+        out += (teeth_colour - out) * poly_mask(teeth) * inner * 0.6 * strength
     return np.clip(out, 0, 255).astype(np.uint8)
 
 

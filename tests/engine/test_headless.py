@@ -1,0 +1,35 @@
+"""The engine stays headless: importing all of it never pulls in textual or the TUI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+MODULES = [
+    "engine",
+    "engine.extract",
+    "engine.facesets",
+    "engine.demo",
+    "engine.doctor",
+    "engine.faces.backends.fan",
+    "engine.cli",
+]
+
+
+def test_engine_never_imports_textual():
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in MODULES)
+        + "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'tui'))\n"
+        + "print(','.join(bad))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "", f"engine imported: {out.stdout.strip()}"
+    # And the check itself can see a module: importing textual is detected when it happens.
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, json; print('json' in sys.modules)"],
+        capture_output=True, text=True, check=True,
+    )
+    assert probe.stdout.strip() == "True"
