@@ -139,6 +139,7 @@ class _Extraction:
         self.workers = workers
         self.tally = _Tally()
         self.pending: deque[_PendingFrame] = deque()
+        self.source_ids: set[int] = set()
         self._last_progress = 0.0
         self._started = time.monotonic()
 
@@ -147,8 +148,9 @@ class _Extraction:
     def run(self) -> dict[str, Any]:
         config = self.config
         faceset_dir = self.workspace.faceset_dir(config.faceset)
-        self.workspace.ensure()
+        # Sources are checked before the workspace is touched, so a typo creates nothing.
         items = expand_sources(list(config.sources))
+        self.workspace.ensure()
         choice = choose_backend(config.backend)
         if choice.name == "fan":
             from engine.faces.backends.fan import fan_weights_status
@@ -189,15 +191,22 @@ class _Extraction:
                 finally:
                     self._drain()
             total_faces = self.faceset.count()
+            # Judged on this run's sources, not the whole faceset: faces already in it
+            # must not hide that the new sources hold none.
+            found = sum(
+                int(s["faces"])  # type: ignore[call-overload]
+                for s in self.faceset.sources()
+                if s["id"] in self.source_ids
+            )
         except sqlite3.OperationalError as exc:
             raise WorkspaceError(
                 f"cannot write the faceset manifest ({exc})", "free disk space and run again"
             ) from None
         finally:
             self.faceset.close()
-        return self._finish(choice.name, choice.reason, total_faces)
+        return self._finish(choice.name, choice.reason, total_faces, found)
 
-    def _finish(self, backend: str, reason: str, total_faces: int) -> dict[str, Any]:
+    def _finish(self, backend: str, reason: str, total_faces: int, found: int) -> dict[str, Any]:
         tally = self.tally
         seconds = time.monotonic() - self._started
         if self.cancel.cancelled:
@@ -220,7 +229,7 @@ class _Extraction:
         }
         if tally.problems:
             raise BadInputError(tally.problems[0], "the faces found before it are kept; fix the file and rerun")
-        if total_faces == 0:
+        if found == 0:
             raise NoFacesError(
                 f"no faces found in {tally.frames_seen} frames of the sources",
                 f"check that they show faces at least {self.config.min_face} px wide, "
@@ -259,6 +268,7 @@ class _Extraction:
             item.path, item.kind, item.frames,
             info.fps if info else None, info.width if info else None, info.height if info else None,
         )
+        self.source_ids.add(source_id)
         done = self.faceset.done_frames(source_id)
         self.tally.frames_seen += len(done)
         previous: int | None = None

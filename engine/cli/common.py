@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -64,7 +65,7 @@ class Reporter:
         elif kind in ("info", "warning"):
             style = "yellow" if kind == "warning" else "cyan"
             hint = f" ({event.hint})" if getattr(event, "hint", "") else ""
-            self._print(f"[{style}]{kind}:[/] {event.message}{hint}")
+            self._print(f"[{style}]{kind}:[/] {escape(event.message + hint)}")
         elif kind == "finished":
             self.close()
 
@@ -111,7 +112,10 @@ def fail(exc: SwapdeckError, as_json: bool) -> typer.Exit:
             to_json(Failed(stage="cli", message=exc.message, hint=exc.hint, exit_code=exc.exit_code))
             + "\n"
         )
-    err_console.print(f"[bold red]error:[/] {exc.one_line()}", highlight=False, soft_wrap=True)
+    # Escaped: messages quote user paths, and Rich would read "[...]" in them as markup.
+    err_console.print(
+        f"[bold red]error:[/] {escape(exc.one_line())}", highlight=False, soft_wrap=True
+    )
     return typer.Exit(exc.exit_code)
 
 

@@ -51,6 +51,11 @@ def probe_video(path: Path) -> VideoInfo:
             first = next(container.decode(stream), None)
             if first is None:
                 raise BadInputError(f"{path} contains no decodable frames", "check the file")
+            if not _ends_intact(container, stream):
+                raise BadInputError(
+                    f"{path} is cut short: the end of its video data is missing",
+                    "check the file is complete (an interrupted copy or download?)",
+                )
             return VideoInfo(
                 frames=int(frames),
                 fps=float(rate),
@@ -66,6 +71,25 @@ def probe_video(path: Path) -> VideoInfo:
             f"{path} is not a readable video ({_short(exc)})",
             "check the file is complete; re-encode it if it plays elsewhere",
         ) from None
+
+
+def _ends_intact(container: av.container.InputContainer, stream: av.VideoStream) -> bool:
+    """Whether the last video packet the container's index promises is in the file.
+
+    A file cut short whose index comes first (phones, web players) opens and
+    decodes its first frames as if whole; only its end is missing.
+    """
+    if stream.duration is None:
+        return True  # no index to check against; decoding will tell
+    try:
+        container.seek(
+            (stream.start_time or 0) + stream.duration - 1,
+            stream=stream, backward=True, any_frame=True,
+        )
+        packet = next(container.demux(stream), None)
+    except av.error.FFmpegError:
+        return True  # this container cannot seek; decoding will tell
+    return packet is not None and packet.size > 0
 
 
 def _short(exc: BaseException) -> str:
