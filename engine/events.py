@@ -54,7 +54,7 @@ class Saved(_Event):
     what: str = ""
 
 
-class Warning(_Event):  # noqa: A001 - the event's name in the protocol
+class Warning(_Event):
     type: Literal["warning"] = "warning"
     message: str
     hint: str = ""

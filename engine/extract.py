@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +36,16 @@ from engine.events import (
     null_sink,
 )
 from engine.faces.align import alignment_matrix, transform_points, warp_face
-from engine.faces.backends import FaceBackend, choose_backend, load_backend
+from engine.faces.backends import BackendChoice, FaceBackend, choose_backend, load_backend
 from engine.faces.backends.dlib_backend import DlibBackend
-from engine.faces.finish import finish_face, init_worker
+from engine.faces.finish import finish_face, init_worker, worker_ready
 from engine.faces.identity import Embedder, nearest_distance
 from engine.faces.mask import hull_mask
 from engine.faces.pose import head_pose
 from engine.faces.quality import sharpness
-from engine.faces.tracking import Track, Tracker
-from engine.faces.types import FoundFace
-from engine.faceset import Faceset, FaceRecord
+from engine.faces.tracking import Embedding, Track, Tracker
+from engine.faces.types import Detection, FoundFace
+from engine.faceset import FaceRecord, Faceset
 from engine.media.images import read_image
 from engine.media.prefetch import prefetch
 from engine.media.sources import SourceItem, expand_sources
@@ -64,14 +64,24 @@ class _Candidate:
     mask_png: bytes
     blur: float
     pose: tuple[float, float, float]
-    job: Future[tuple[bytes, np.ndarray]]
+    job: Future[tuple[bytes, np.ndarray | None]]
+    # Its own embedding (from `job`) or its track's, computed for an earlier frame.
+    embedding: Embedding
+
+    def resolved_embedding(self) -> np.ndarray:
+        emb = self.embedding
+        if isinstance(emb, Future):
+            emb = emb.result()
+        if isinstance(emb, tuple):  # the job's (png, embedding) pair
+            emb = emb[1]
+        return np.asarray(emb, dtype=np.float32)
 
 
 @dataclass
 class _PendingFrame:
     source_id: int
     frame: int
-    tracks: list[dict[str, object]]
+    tracks: list[Track] | None  # tracker state after this frame (video only)
     candidates: list[_Candidate]
 
 
@@ -113,7 +123,9 @@ def _make_pool(workers: int | None) -> Executor:
     )
 
 
-def _reference_embeddings(paths: list[Path], backend: FaceBackend, embedder: Embedder) -> np.ndarray:
+def _reference_embeddings(
+    paths: list[Path], backend: FaceBackend, embedder: Embedder
+) -> np.ndarray:
     embeddings = []
     for path in paths:
         image = read_image(Path(path))
@@ -130,8 +142,14 @@ def _reference_embeddings(paths: list[Path], backend: FaceBackend, embedder: Emb
 
 
 class _Extraction:
-    def __init__(self, config: ExtractConfig, workspace: Workspace, sink: Sink,
-                 cancel: CancelToken, workers: int | None) -> None:
+    def __init__(
+        self,
+        config: ExtractConfig,
+        workspace: Workspace,
+        sink: Sink,
+        cancel: CancelToken,
+        workers: int | None,
+    ) -> None:
         self.config = config
         self.workspace = workspace
         self.sink = sink
@@ -151,6 +169,53 @@ class _Extraction:
         # Sources are checked before the workspace is touched, so a typo creates nothing.
         items = expand_sources(list(config.sources))
         self.workspace.ensure()
+        with _make_pool(self.workers) as pool:
+            self.pool = pool
+            # Start the workers now, so their model loading overlaps with ours.
+            pool.submit(worker_ready)
+            choice = self._load_models()
+            self.total = sum(-(-item.frames // config.every) for item in items)
+            self.sink(
+                Started(
+                    stage="extract",
+                    detail={
+                        "backend": choice.name,
+                        "backend_reason": choice.reason,
+                        "backend_detail": self.backend.describe(),
+                        "sources": len(items),
+                        "frames": self.total,
+                        "faceset": config.faceset,
+                    },
+                )
+            )
+            self.faceset = Faceset.open(faceset_dir, create=True)
+            try:
+                self.faceset.check_geometry(config.size, config.coverage)
+                try:
+                    for item in items:
+                        if self.cancel.cancelled:
+                            break
+                        self._extract_source(item)
+                finally:
+                    self._drain()
+                total_faces = self.faceset.count()
+                # Judged on this run's sources, not the whole faceset: faces already in it
+                # must not hide that the new sources hold none.
+                found = sum(
+                    int(s["faces"])  # type: ignore[call-overload]
+                    for s in self.faceset.sources()
+                    if s["id"] in self.source_ids
+                )
+            except sqlite3.OperationalError as exc:
+                raise WorkspaceError(
+                    f"cannot write the faceset manifest ({exc})", "free disk space and run again"
+                ) from None
+            finally:
+                self.faceset.close()
+        return self._finish(choice.name, choice.reason, total_faces, found)
+
+    def _load_models(self) -> BackendChoice:
+        config = self.config
         choice = choose_backend(config.backend)
         if choice.name == "fan":
             from engine.faces.backends.fan import fan_weights_status
@@ -164,47 +229,7 @@ class _Extraction:
         self.embedder = Embedder()
         self.references = _reference_embeddings(config.references, self.backend, self.embedder)
         self.tracker = Tracker(self.backend)
-        self.total = sum(-(-item.frames // config.every) for item in items)
-        self.sink(
-            Started(
-                stage="extract",
-                detail={
-                    "backend": choice.name,
-                    "backend_reason": choice.reason,
-                    "backend_detail": self.backend.describe(),
-                    "sources": len(items),
-                    "frames": self.total,
-                    "faceset": config.faceset,
-                },
-            )
-        )
-        self.faceset = Faceset.open(faceset_dir, create=True)
-        try:
-            self.faceset.check_geometry(config.size, config.coverage)
-            with _make_pool(self.workers) as pool:
-                self.pool = pool
-                try:
-                    for item in items:
-                        if self.cancel.cancelled:
-                            break
-                        self._extract_source(item)
-                finally:
-                    self._drain()
-            total_faces = self.faceset.count()
-            # Judged on this run's sources, not the whole faceset: faces already in it
-            # must not hide that the new sources hold none.
-            found = sum(
-                int(s["faces"])  # type: ignore[call-overload]
-                for s in self.faceset.sources()
-                if s["id"] in self.source_ids
-            )
-        except sqlite3.OperationalError as exc:
-            raise WorkspaceError(
-                f"cannot write the faceset manifest ({exc})", "free disk space and run again"
-            ) from None
-        finally:
-            self.faceset.close()
-        return self._finish(choice.name, choice.reason, total_faces, found)
+        return choice
 
     def _finish(self, backend: str, reason: str, total_faces: int, found: int) -> dict[str, Any]:
         tally = self.tally
@@ -228,20 +253,26 @@ class _Extraction:
             "frames_per_s": round(tally.frames / seconds, 3) if seconds > 0 else 0.0,
         }
         if tally.problems:
-            raise BadInputError(tally.problems[0], "the faces found before it are kept; fix the file and rerun")
+            raise BadInputError(
+                tally.problems[0], "the faces found before it are kept; fix the file and rerun"
+            )
         if found == 0:
             raise NoFacesError(
                 f"no faces found in {tally.frames_seen} frames of the sources",
                 f"check that they show faces at least {self.config.min_face} px wide, "
                 "or lower --min-face",
             )
-        record_in_workspace(self.workspace.config_path, "facesets", self.config.faceset, self.config)
+        record_in_workspace(
+            self.workspace.config_path, "facesets", self.config.faceset, self.config
+        )
         self.sink(Finished(stage="extract", result=result))
         return result
 
     # ---- per source ------------------------------------------------------------------
 
-    def _frames(self, item: SourceItem, done: frozenset[int]) -> Iterator[tuple[int, np.ndarray | None]]:
+    def _frames(
+        self, item: SourceItem, done: frozenset[int]
+    ) -> Iterator[tuple[int, np.ndarray | None]]:
         if item.kind == "image":
             if 0 in done:
                 return
@@ -265,14 +296,19 @@ class _Extraction:
     def _extract_source(self, item: SourceItem) -> None:
         info = item.video
         source_id = self.faceset.source_id(
-            item.path, item.kind, item.frames,
-            info.fps if info else None, info.width if info else None, info.height if info else None,
+            item.path,
+            item.kind,
+            item.frames,
+            info.fps if info else None,
+            info.width if info else None,
+            info.height if info else None,
         )
         self.source_ids.add(source_id)
         done = self.faceset.done_frames(source_id)
         self.tally.frames_seen += len(done)
         previous: int | None = None
-        for index, image in prefetch(self._frames(item, done)):
+        frames = prefetch(self._detected(prefetch(self._frames(item, done))), depth=3)
+        for index, image, detections in frames:
             if self.cancel.cancelled:
                 return
             self.tally.frames_seen += 1
@@ -283,21 +319,50 @@ class _Extraction:
                 saved = self.faceset.tracks_before(source_id, index)
                 self.tracker.reset([Track.from_json(t) for t in saved])
             previous = index
-            self._process_frame(source_id, index, image, track=item.kind == "video")
+            self._process_frame(source_id, index, image, detections, track=item.kind == "video")
             self._progress()
 
-    def _process_frame(self, source_id: int, index: int, image: np.ndarray, track: bool) -> None:
-        detections = self.backend.detect(image)
+    def _detected(
+        self, frames: Iterator[tuple[int, np.ndarray | None]]
+    ) -> Iterator[tuple[int, np.ndarray | None, list[Detection]]]:
+        """Run the detector over frames in batches; meant for a thread of its own.
+
+        The detectors release the GIL, so detection of the next frames overlaps
+        with landmarks, alignment and bookkeeping of this one.
+        """
+        batch: list[tuple[int, np.ndarray | None]] = []
+
+        def flush() -> Iterator[tuple[int, np.ndarray | None, list[Detection]]]:
+            images = [img for _, img in batch if img is not None]
+            found = iter(self.backend.detect_batch(images) if images else [])
+            for index, img in batch:
+                yield index, img, (next(found) if img is not None else [])
+            batch.clear()
+
+        for index, image in frames:
+            if self.cancel.cancelled:
+                break
+            batch.append((index, image))
+            if len(batch) >= self.backend.batch_size:
+                yield from flush()
+        yield from flush()
+
+    def _process_frame(
+        self,
+        source_id: int,
+        index: int,
+        image: np.ndarray,
+        detections: list[Detection],
+        track: bool,
+    ) -> None:
         if track:
             faces = self.tracker.step(image, detections)
-            tracks = [t.to_json() for t in self.tracker.tracks]
         else:
             boxes = [d.box for d in detections]
             faces = [
                 FoundFace(box=d.box, landmarks=lm, score=d.score)
                 for d, lm in zip(detections, self.backend.landmarks(image, boxes), strict=True)
             ]
-            tracks = []
         faces.sort(key=lambda f: (float(f.box[0]), float(f.box[1])))
         candidates = []
         for face in faces:
@@ -305,6 +370,8 @@ class _Extraction:
                 self.tally.skipped += 1
                 continue
             candidates.append(self._prepare(image, face))
+        # Snapshot after _prepare, which updates the tracks' embeddings.
+        tracks = [replace(t) for t in self.tracker.tracks] if track else None
         self.pending.append(_PendingFrame(source_id, index, tracks, candidates))
         while len(self.pending) > _IN_FLIGHT or (self.pending and self._ready(self.pending[0])):
             self._commit(self.pending.popleft())
@@ -314,14 +381,23 @@ class _Extraction:
         matrix = alignment_matrix(face.landmarks, size, self.config.coverage)
         crop = warp_face(image, matrix, size)
         mask = hull_mask(transform_points(face.landmarks, matrix), size)
-        chip = self.embedder.chip(image, face.landmarks)
+        track: Track | None = face.track
+        embed = track is None or track.needs_embedding()
+        chip = self.embedder.chip(image, face.landmarks) if embed else None
+        job = self.pool.submit(finish_face, crop, chip)
+        if track is not None:
+            if embed:
+                track.embedding, track.since_embed = job, 0
+            else:
+                track.since_embed += 1
         return _Candidate(
             face=face,
             matrix=matrix,
             mask_png=_encode_mask(mask),
             blur=sharpness(crop, mask),
             pose=head_pose(face.landmarks, image.shape[:2]),
-            job=self.pool.submit(finish_face, crop, chip),
+            job=job,
+            embedding=job if embed else track.embedding,  # type: ignore[union-attr]
         )
 
     @staticmethod
@@ -337,7 +413,8 @@ class _Extraction:
     def _commit(self, frame: _PendingFrame) -> None:
         kept: list[tuple[_Candidate, bytes, np.ndarray]] = []
         for cand in frame.candidates:
-            png, embedding = cand.job.result()
+            png, _ = cand.job.result()
+            embedding = cand.resolved_embedding()
             if len(self.references) and (
                 nearest_distance(embedding, self.references) > self.config.threshold
             ):
@@ -362,14 +439,25 @@ class _Extraction:
             yaw, pitch, roll = cand.pose
             records.append(
                 FaceRecord(
-                    source_id=frame.source_id, frame=frame.frame, idx=idx, file=name,
+                    source_id=frame.source_id,
+                    frame=frame.frame,
+                    idx=idx,
+                    file=name,
                     box=[round(float(v), 2) for v in cand.face.box],
-                    landmarks=cand.face.landmarks, matrix=cand.matrix, embedding=embedding,
-                    mask=cand.mask_png, blur=cand.blur, yaw=yaw, pitch=pitch, roll=roll,
-                    score=cand.face.score, tracked=cand.face.tracked,
+                    landmarks=cand.face.landmarks,
+                    matrix=cand.matrix,
+                    embedding=embedding,
+                    mask=cand.mask_png,
+                    blur=cand.blur,
+                    yaw=yaw,
+                    pitch=pitch,
+                    roll=roll,
+                    score=cand.face.score,
+                    tracked=cand.face.tracked,
                 )
             )
-        self.faceset.commit_frame(frame.source_id, frame.frame, records, frame.tracks)
+        tracks = None if frame.tracks is None else [t.to_json() for t in frame.tracks]
+        self.faceset.commit_frame(frame.source_id, frame.frame, records, tracks)
         self.tally.frames += 1
         self.tally.faces += len(records)
         self.tally.tracked += sum(r.tracked for r in records)

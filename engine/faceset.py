@@ -38,8 +38,14 @@ CREATE TABLE IF NOT EXISTS frames (
     source_id INTEGER NOT NULL REFERENCES sources(id),
     frame INTEGER NOT NULL,
     faces INTEGER NOT NULL,
-    tracks TEXT NOT NULL DEFAULT '[]',
     PRIMARY KEY (source_id, frame)
+);
+-- The face tracker's state after the last committed frame of each video, so a
+-- resumed run follows faces exactly as an uninterrupted one would.
+CREATE TABLE IF NOT EXISTS track_state (
+    source_id INTEGER PRIMARY KEY REFERENCES sources(id),
+    frame INTEGER NOT NULL,
+    tracks TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS faces (
     id INTEGER PRIMARY KEY,
@@ -123,7 +129,9 @@ class Faceset:
                 "restore it from a backup or extract into a new faceset name",
             ) from None
         except OSError as exc:
-            raise WorkspaceError(f"cannot write {folder} ({exc.strerror})", "check space and permissions") from None
+            raise WorkspaceError(
+                f"cannot write {folder} ({exc.strerror})", "check space and permissions"
+            ) from None
         faceset = cls(folder, conn)
         faceset._check_version()
         faceset.reconcile()
@@ -194,8 +202,15 @@ class Faceset:
     def size(self) -> int:
         return int(self.meta("size") or 0)
 
-    def source_id(self, path: Path, kind: str, frames: int, fps: float | None = None,
-                  width: int | None = None, height: int | None = None) -> int:
+    def source_id(
+        self,
+        path: Path,
+        kind: str,
+        frames: int,
+        fps: float | None = None,
+        width: int | None = None,
+        height: int | None = None,
+    ) -> int:
         key = str(path.resolve())
         row = self._conn.execute("SELECT id FROM sources WHERE path = ?", (key,)).fetchone()
         if row:
@@ -223,16 +238,20 @@ class Faceset:
         return frozenset(r[0] for r in cur.fetchall())
 
     def tracks_before(self, source_id: int, frame: int) -> list[dict[str, object]]:
-        """The tracker state saved with the last done frame before `frame`."""
+        """The tracker state saved with the last done frame, if that came before `frame`."""
         row = self._conn.execute(
-            "SELECT tracks FROM frames WHERE source_id = ? AND frame < ? "
-            "ORDER BY frame DESC LIMIT 1",
+            "SELECT tracks FROM track_state WHERE source_id = ? AND frame < ?",
             (source_id, frame),
         ).fetchone()
         return json.loads(row[0]) if row else []
 
-    def commit_frame(self, source_id: int, frame: int, faces: Iterable[FaceRecord],
-                     tracks: list[dict[str, object]]) -> None:
+    def commit_frame(
+        self,
+        source_id: int,
+        frame: int,
+        faces: Iterable[FaceRecord],
+        tracks: list[dict[str, object]] | None = None,
+    ) -> None:
         """Record a finished frame and its faces in one transaction (PNGs already written)."""
         faces = list(faces)
         with self.transaction():
@@ -241,36 +260,67 @@ class Faceset:
                 "embedding, mask, blur, yaw, pitch, roll, score, tracked) "
                 "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (f.source_id, f.frame, f.idx, f.file, json.dumps(f.box),
-                     _blob(f.landmarks, np.float32), _blob(f.matrix, np.float64),
-                     _blob(f.embedding, np.float32), f.mask, f.blur, f.yaw, f.pitch, f.roll,
-                     f.score, int(f.tracked))
+                    (
+                        f.source_id,
+                        f.frame,
+                        f.idx,
+                        f.file,
+                        json.dumps(f.box),
+                        _blob(f.landmarks, np.float32),
+                        _blob(f.matrix, np.float64),
+                        _blob(f.embedding, np.float32),
+                        f.mask,
+                        f.blur,
+                        f.yaw,
+                        f.pitch,
+                        f.roll,
+                        f.score,
+                        int(f.tracked),
+                    )
                     for f in faces
                 ],
             )
             self._conn.execute(
-                "INSERT INTO frames(source_id, frame, faces, tracks) VALUES(?, ?, ?, ?)",
-                (source_id, frame, len(faces), json.dumps(tracks)),
+                "INSERT INTO frames(source_id, frame, faces) VALUES(?, ?, ?)",
+                (source_id, frame, len(faces)),
             )
+            if tracks is not None:
+                self._conn.execute(
+                    "INSERT INTO track_state(source_id, frame, tracks) VALUES(?, ?, ?) "
+                    "ON CONFLICT(source_id) DO UPDATE SET frame = excluded.frame, "
+                    "tracks = excluded.tracks",
+                    (source_id, frame, json.dumps(tracks)),
+                )
 
     def transaction(self) -> _Transaction:
         return _Transaction(self._conn)
 
     # ---- faces ---------------------------------------------------------------------------
 
-    _COLUMNS = ("id, source_id, frame, idx, file, box, landmarks, matrix, embedding, mask, "
-                "blur, yaw, pitch, roll, score, tracked")
+    _COLUMNS = (
+        "id, source_id, frame, idx, file, box, landmarks, matrix, embedding, mask, "
+        "blur, yaw, pitch, roll, score, tracked"
+    )
 
     def faces(self, where: str = "", params: tuple[object, ...] = ()) -> Iterator[FaceRecord]:
         sql = f"SELECT {self._COLUMNS} FROM faces {where} ORDER BY id"
         for row in self._conn.execute(sql, params).fetchall():
             yield FaceRecord(
-                id=row[0], source_id=row[1], frame=row[2], idx=row[3], file=row[4],
+                id=row[0],
+                source_id=row[1],
+                frame=row[2],
+                idx=row[3],
+                file=row[4],
                 box=json.loads(row[5]),
                 landmarks=_array(row[6], np.float32, (68, 2)),  # type: ignore[arg-type]
                 matrix=_array(row[7], np.float64, (2, 3)),  # type: ignore[arg-type]
-                embedding=_array(row[8], np.float32, (128,)), mask=row[9],
-                blur=row[10], yaw=row[11], pitch=row[12], roll=row[13], score=row[14],
+                embedding=_array(row[8], np.float32, (128,)),
+                mask=row[9],
+                blur=row[10],
+                yaw=row[11],
+                pitch=row[12],
+                roll=row[13],
+                score=row[14],
                 tracked=bool(row[15]),
             )
 
@@ -289,7 +339,9 @@ class Faceset:
         files = []
         with self.transaction():
             for face_id in ids:
-                row = self._conn.execute("SELECT file FROM faces WHERE id = ?", (face_id,)).fetchone()
+                row = self._conn.execute(
+                    "SELECT file FROM faces WHERE id = ?", (face_id,)
+                ).fetchone()
                 if row:
                     files.append(row[0])
                     self._conn.execute("DELETE FROM faces WHERE id = ?", (face_id,))

@@ -16,7 +16,10 @@ def _spread(values: np.ndarray) -> dict[str, float]:
     if values.size == 0:
         return {}
     q = np.percentile(values, [0, 10, 50, 90, 100])
-    return {k: round(float(v), 2) for k, v in zip(("min", "p10", "median", "p90", "max"), q, strict=True)}
+    return {
+        k: round(float(v), 2)
+        for k, v in zip(("min", "p10", "median", "p90", "max"), q, strict=True)
+    }
 
 
 def summarize(faceset: Faceset) -> dict[str, Any]:
@@ -37,9 +40,15 @@ def summarize(faceset: Faceset) -> dict[str, Any]:
         "roll": _spread(faceset.column("roll")),
         "items": [
             {
-                "id": f.id, "file": f.file, "source_id": f.source_id, "frame": f.frame,
-                "blur": round(f.blur, 2), "yaw": round(f.yaw, 1), "pitch": round(f.pitch, 1),
-                "roll": round(f.roll, 1), "tracked": f.tracked,
+                "id": f.id,
+                "file": f.file,
+                "source_id": f.source_id,
+                "frame": f.frame,
+                "blur": round(f.blur, 2),
+                "yaw": round(f.yaw, 1),
+                "pitch": round(f.pitch, 1),
+                "roll": round(f.roll, 1),
+                "tracked": f.tracked,
             }
             for f in faces
         ],

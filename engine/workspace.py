@@ -1,11 +1,11 @@
 """The on-disk layout of a workspace, and atomic writes into it.
 
-    <workspace>/
-      swapdeck.toml
-      facesets/<name>/faces/*.png, faceset.sqlite
-      models/<name>/...
-      jobs/<id>/...
-      outputs/
+<workspace>/
+  swapdeck.toml
+  facesets/<name>/faces/*.png, faceset.sqlite
+  models/<name>/...
+  jobs/<id>/...
+  outputs/
 """
 
 from __future__ import annotations
@@ -136,10 +136,8 @@ class Workspace:
             self.root.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
             for sub in (self.facesets_dir, self.models_dir, self.jobs_dir, self.outputs_dir):
                 sub.mkdir(exist_ok=True, mode=DIR_MODE)
-            probe = tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe.", delete=True)
-            probe.write(b"x")
-            probe.flush()
-            probe.close()
+            with tempfile.NamedTemporaryFile(dir=self.root, prefix=".probe.") as probe:
+                probe.write(b"x")
         except OSError as exc:
             raise WorkspaceError(
                 f"workspace {self.root} is not writable ({exc.strerror or exc})",

@@ -85,9 +85,7 @@ class Reporter:
                 transient=False,
             )
             self._progress.start()
-        counts = "  ".join(
-            f"{k.replace('_', ' ')} {v:g}" for k, v in event.counts.items()
-        )
+        counts = "  ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in event.counts.items())
         if event.stage not in self._tasks:
             self._tasks[event.stage] = self._progress.add_task(
                 event.stage, total=event.total, unit=event.unit, counts=counts
@@ -109,7 +107,9 @@ def fail(exc: SwapdeckError, as_json: bool) -> typer.Exit:
         from engine.events import Failed
 
         sys.stdout.write(
-            to_json(Failed(stage="cli", message=exc.message, hint=exc.hint, exit_code=exc.exit_code))
+            to_json(
+                Failed(stage="cli", message=exc.message, hint=exc.hint, exit_code=exc.exit_code)
+            )
             + "\n"
         )
     # Escaped: messages quote user paths, and Rich would read "[...]" in them as markup.

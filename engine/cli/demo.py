@@ -16,7 +16,8 @@ def demo_command(
         Path, typer.Option("--workspace", "-w", help="Workspace folder for the demo.")
     ] = Path("workspace"),
     sample_data: Annotated[
-        Path | None, typer.Option(help="Folder with a/ and b/ (default: the checkout's sample_data).")
+        Path | None,
+        typer.Option(help="Folder with a/ and b/ (default: the checkout's sample_data)."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:

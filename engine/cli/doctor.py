@@ -20,7 +20,8 @@ def _as_dict(report: Any) -> dict[str, Any]:
 @guarded
 def doctor_command(
     workspace: Annotated[
-        Path | None, typer.Option("--workspace", "-w", help="Also check this workspace is writable.")
+        Path | None,
+        typer.Option("--workspace", "-w", help="Also check this workspace is writable."),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -36,7 +37,9 @@ def doctor_command(
         table = Table("check", "", "found", "to fix")
         for check in data["checks"]:
             mark = "[green]ok[/]" if check["ok"] else "[red]no[/]"
-            table.add_row(check["name"], mark, check["detail"], "" if check["ok"] else check["hint"])
+            table.add_row(
+                check["name"], mark, check["detail"], "" if check["ok"] else check["hint"]
+            )
         out_console.print(table)
     if not report.ok:
         raise typer.Exit(1)

@@ -27,17 +27,28 @@ def extract_command(
     ],
     workspace: WorkspaceOpt,
     faceset: Annotated[str, typer.Option("--faceset", "-f", help="Faceset name to add faces to.")],
-    backend: Annotated[Backend, typer.Option(help="Face finder: auto picks fan on a GPU with its weights, else dlib.")] = "auto",
-    detector: Annotated[Detector, typer.Option(help="dlib detector: hog (fast) or cnn (turned heads).")] = "hog",
+    backend: Annotated[
+        Backend,
+        typer.Option(help="Face finder: auto picks fan on a GPU with its weights, else dlib."),
+    ] = "auto",
+    detector: Annotated[
+        Detector, typer.Option(help="dlib detector: hog (fast) or cnn (turned heads).")
+    ] = "hog",
     every: Annotated[int, typer.Option(help="Read every Nth video frame.")] = 1,
     size: Annotated[int, typer.Option(help="Aligned face size in pixels.")] = 256,
-    coverage: Annotated[float, typer.Option(help="Share of the crop the face spans (0.3-1).")] = 0.75,
+    coverage: Annotated[
+        float, typer.Option(help="Share of the crop the face spans (0.3-1).")
+    ] = 0.75,
     min_face: Annotated[int, typer.Option(help="Skip faces smaller than this, in pixels.")] = 80,
-    max_faces: Annotated[int, typer.Option(help="Keep only the N largest faces per frame (0: all).")] = 0,
+    max_faces: Annotated[
+        int, typer.Option(help="Keep only the N largest faces per frame (0: all).")
+    ] = 0,
     reference: Annotated[
         list[Path] | None, typer.Option(help="Photo of the person to keep; repeat for several.")
     ] = None,
-    threshold: Annotated[float, typer.Option(help="Identity distance under which a face matches --reference.")] = 0.6,
+    threshold: Annotated[
+        float, typer.Option(help="Identity distance under which a face matches --reference.")
+    ] = 0.6,
     as_json: JsonOpt = False,
 ) -> None:
     """Find, align and store faces from SOURCES into a faceset."""

@@ -27,10 +27,19 @@ def list_command(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(rows)
         return
-    table = Table("faceset", "faces", "tracked", "sources", "frames done", "size", "blur min/med/max")
+    table = Table(
+        "faceset", "faces", "tracked", "sources", "frames done", "size", "blur min/med/max"
+    )
     for r in rows:
-        table.add_row(r["name"], str(r["faces"]), str(r["tracked"]), str(r["sources"]),
-                      str(r["frames_done"]), f"{r['size']} px", _spread(r["blur"]))
+        table.add_row(
+            r["name"],
+            str(r["faces"]),
+            str(r["tracked"]),
+            str(r["sources"]),
+            str(r["frames_done"]),
+            f"{r['size']} px",
+            _spread(r["blur"]),
+        )
     out_console.print(table if rows else "no facesets yet: make one with 'swapdeck extract'")
 
 
@@ -47,8 +56,14 @@ def _show(info: dict[str, Any]) -> None:
     out_console.print(table)
     sources = Table("id", "kind", "frames", "done", "faces", "path")
     for s in info["sources"]:
-        sources.add_row(str(s["id"]), s["kind"], str(s["frames"]), str(s["frames_done"]),
-                        str(s["faces"]), s["path"])
+        sources.add_row(
+            str(s["id"]),
+            s["kind"],
+            str(s["frames"]),
+            str(s["frames_done"]),
+            str(s["faces"]),
+            s["path"],
+        )
     out_console.print(sources)
 
 

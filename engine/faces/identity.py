@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.faces.models import RECOGNITION, SHAPE_68, dlib_model
+from engine.faces.models import RECOGNITION, dlib_model
 
 SAME_PERSON = 0.6
 
@@ -17,22 +17,28 @@ class Embedder:
         import dlib
 
         self._dlib = dlib
-        self._net = dlib.face_recognition_model_v1(str(dlib_model(RECOGNITION)))
-        # Loaded for its side effect only: proves the model files belong together.
-        self._shape_file = dlib_model(SHAPE_68)
+        self._model_file = dlib_model(RECOGNITION)
+        self._net = None  # loaded on first use: cutting chips does not need it
+
+    @property
+    def net(self):
+        if self._net is None:
+            self._net = self._dlib.face_recognition_model_v1(str(self._model_file))
+        return self._net
 
     def chip(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         """The 150x150 crop dlib's network expects, from 68 landmarks."""
         dlib = self._dlib
         pts = [dlib.point(round(float(x)), round(float(y))) for x, y in landmarks]
         lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
-        rect = dlib.rectangle(round(float(lo[0])), round(float(lo[1])),
-                              round(float(hi[0])), round(float(hi[1])))
+        rect = dlib.rectangle(
+            round(float(lo[0])), round(float(lo[1])), round(float(hi[0])), round(float(hi[1]))
+        )
         shape = dlib.full_object_detection(rect, pts)
         return np.asarray(dlib.get_face_chip(image, shape, size=150, padding=0.25))
 
     def embed_chip(self, chip: np.ndarray) -> np.ndarray:
-        return np.asarray(self._net.compute_face_descriptor(chip), dtype=np.float32)
+        return np.asarray(self.net.compute_face_descriptor(chip), dtype=np.float32)
 
     def embed(self, image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
         return self.embed_chip(self.chip(image, landmarks))

@@ -15,7 +15,8 @@ import numpy as np
 # Index of each point's mirror partner (left/right swapped), iBUG 68 layout.
 MIRROR_68 = np.array(
     list(range(16, -1, -1))  # jaw
-    + list(range(26, 21, -1)) + list(range(21, 16, -1))  # brows
+    + list(range(26, 21, -1))
+    + list(range(21, 16, -1))  # brows
     + [27, 28, 29, 30]  # nose bridge
     + [35, 34, 33, 32, 31]  # nostrils
     + [45, 44, 43, 42, 47, 46]  # right eye <- left eye

@@ -30,9 +30,9 @@ _MODEL = _model_points()
 _MODEL_C = _MODEL - _MODEL.mean(axis=0)
 
 
-def head_pose(landmarks: np.ndarray, image_size: tuple[int, int] | None = None) -> tuple[
-    float, float, float
-]:
+def head_pose(
+    landmarks: np.ndarray, image_size: tuple[int, int] | None = None
+) -> tuple[float, float, float]:
     """(yaw, pitch, roll) in degrees; 0, 0, 0 is a face looking into the camera.
 
     `image_size` is accepted for callers that know it; the weak-perspective fit

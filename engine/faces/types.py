@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ class FoundFace:
     landmarks: np.ndarray
     score: float = 1.0
     tracked: bool = False
-    embedding: np.ndarray | None = field(default=None, repr=False)
+    track: Any = field(default=None, repr=False)  # its tracking.Track, on video
 
     @property
     def size(self) -> float:

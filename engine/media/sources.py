@@ -35,8 +35,9 @@ def _check_image_header(path: Path) -> None:
             img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         kind = "not an image" if isinstance(exc, UnidentifiedImageError) else "damaged"
+        why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise BadInputError(
-            f"{path} is {kind} ({str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__})",
+            f"{path} is {kind} ({why})",
             "remove it from the sources or replace it with a good copy",
         ) from None
 
@@ -70,7 +71,9 @@ def expand_sources(paths: list[Path]) -> list[SourceItem]:
     for raw in paths:
         path = Path(raw).expanduser()
         if not path.exists():
-            raise NotFoundError(f"{path} does not exist", "check the path (quote paths with spaces)")
+            raise NotFoundError(
+                f"{path} does not exist", "check the path (quote paths with spaces)"
+            )
         if path.is_dir():
             found = _folder_items(path)
             if not found:

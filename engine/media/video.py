@@ -84,7 +84,9 @@ def _ends_intact(container: av.container.InputContainer, stream: av.VideoStream)
     try:
         container.seek(
             (stream.start_time or 0) + stream.duration - 1,
-            stream=stream, backward=True, any_frame=True,
+            stream=stream,
+            backward=True,
+            any_frame=True,
         )
         packet = next(container.demux(stream), None)
     except av.error.FFmpegError:

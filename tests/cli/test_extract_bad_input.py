@@ -117,9 +117,10 @@ def index_first_copy(src: Path, dst: Path) -> None:
 
     Cut short, such a file still opens and decodes its first frames: the hard case.
     """
-    with av.open(str(src)) as inp, av.open(
-        str(dst), "w", format="mp4", options={"movflags": "faststart"}
-    ) as out:
+    with (
+        av.open(str(src)) as inp,
+        av.open(str(dst), "w", format="mp4", options={"movflags": "faststart"}) as out,
+    ):
         stream = inp.streams.video[0]
         copy = out.add_stream_from_template(stream)
         for packet in inp.demux(stream):
@@ -249,9 +250,7 @@ def test_workspace_under_a_file(tmp_path: Path) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("a file, not a folder")
     photos = copy_photos(tmp_path / "photos", 1)
-    line = assert_fails(
-        extract(blocker / "ws", "a", photos), ExitCode.WORKSPACE, "not writable"
-    )
+    line = assert_fails(extract(blocker / "ws", "a", photos), ExitCode.WORKSPACE, "not writable")
     assert str(blocker / "ws") in line
     assert blocker.read_text() == "a file, not a folder"
 

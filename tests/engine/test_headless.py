@@ -30,6 +30,8 @@ def test_engine_never_imports_textual():
     # And the check itself can see a module: importing textual is detected when it happens.
     probe = subprocess.run(
         [sys.executable, "-c", "import sys, json; print('json' in sys.modules)"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert probe.stdout.strip() == "True"

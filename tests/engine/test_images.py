@@ -35,7 +35,7 @@ def test_exif_orientation_is_applied(tmp_path):
 def test_modes_become_rgb8(tmp_path, mode):
     rgb = _gradient()
     if mode == "I;16":
-        img = Image.fromarray((rgb[..., 0].astype(np.uint16) * 257))
+        img = Image.fromarray(rgb[..., 0].astype(np.uint16) * 257)
         assert img.mode.startswith("I;16")
         path = tmp_path / "deep.png"
     else:

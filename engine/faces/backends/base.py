@@ -13,6 +13,8 @@ class FaceBackend(ABC):
     """Detector + 68-point landmark model. Images are HxWx3 uint8 RGB."""
 
     name: str = "?"
+    # How many frames detect_batch wants at once (GPU backends batch; CPU ones don't).
+    batch_size: int = 1
 
     @abstractmethod
     def describe(self) -> str:

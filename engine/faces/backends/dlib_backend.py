@@ -15,7 +15,7 @@ from engine.faces.types import Detection
 HOG_MIN_FACE = 80
 
 
-def _import_dlib():  # noqa: ANN202 - dlib has no stubs
+def _import_dlib():
     try:
         import dlib
     except ImportError as exc:
