@@ -1,0 +1,112 @@
+"""`swapdeck faceset`, `doctor` and `demo` on good input, through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.cli import app
+
+SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+runner = CliRunner()
+
+
+def run(*args: object) -> tuple[int, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.stdout
+
+
+@pytest.fixture(scope="module")
+def small_sample(tmp_path_factory) -> Path:
+    """sample_data with 4 images per identity, so the demo runs in seconds."""
+    root = tmp_path_factory.mktemp("small_sample")
+    for name in ("a", "b"):
+        (root / name).mkdir()
+        for p in sorted((SAMPLE / name).glob("*.jpg"))[:4]:
+            shutil.copy(p, root / name / p.name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def demo_ws(tmp_path_factory, small_sample) -> Path:
+    ws = tmp_path_factory.mktemp("demo") / "ws"
+    code, out = run("demo", "-w", ws, "--sample-data", small_sample, "--json")
+    assert code == 0, out
+    events = [json.loads(line) for line in out.splitlines()]
+    assert events[-1]["type"] == "finished" and events[-1]["stage"] == "demo"
+    result = events[-1]["result"]
+    assert result["a"]["total_faces"] >= 4 and result["b"]["total_faces"] >= 4
+    return ws
+
+
+def test_demo_writes_both_facesets_and_remembers_them(demo_ws):
+    assert (demo_ws / "facesets" / "a" / "faceset.sqlite").is_file()
+    assert (demo_ws / "facesets" / "b" / "faceset.sqlite").is_file()
+    toml = (demo_ws / "swapdeck.toml").read_text()
+    assert "[facesets.a]" in toml and "[facesets.b]" in toml
+
+
+def test_demo_rerun_resumes_and_adds_nothing(demo_ws, small_sample):
+    code, out = run("demo", "-w", demo_ws, "--sample-data", small_sample, "--json")
+    assert code == 0
+    result = json.loads(out.splitlines()[-1])["result"]
+    assert result["a"]["faces"] == 0 and result["a"]["frames"] == 0
+    assert result["a"]["total_faces"] >= 4
+
+
+def test_faceset_list_and_show(demo_ws):
+    code, out = run("faceset", "list", "-w", demo_ws, "--json")
+    assert code == 0
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert set(rows) == {"a", "b"}
+    assert rows["a"]["faces"] >= 4 and rows["a"]["size"] == 256
+
+    code, out = run("faceset", "show", "a", "-w", demo_ws, "--json")
+    assert code == 0
+    info = json.loads(out)
+    assert info["faces"] == len(info["items"]) == rows["a"]["faces"]
+    assert len(info["sources"]) == 4
+    assert info["blur"]["min"] <= info["blur"]["median"] <= info["blur"]["max"]
+
+    code, out = run("faceset", "show", "a", "-w", demo_ws)
+    assert code == 0 and "faces" in out and "blur" in out
+
+
+def test_prune_by_id_and_by_blur_removes_rows_and_files(tmp_path, demo_ws, small_sample):
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_ws, ws)
+    faces_dir = ws / "facesets" / "b" / "faces"
+    info = json.loads(run("faceset", "show", "b", "-w", ws, "--json")[1])
+    first = info["items"][0]
+    code, out = run("faceset", "prune", "b", "-w", ws, "--id", first["id"], "--json")
+    assert code == 0 and json.loads(out)["removed"] == 1
+    assert not (faces_dir / first["file"]).exists()
+
+    blurs = sorted(item["blur"] for item in info["items"][1:])
+    cut = (blurs[0] + blurs[1]) / 2  # removes exactly the least sharp one left
+    code, out = run("faceset", "prune", "b", "-w", ws, "--blur-below", cut, "--json")
+    assert code == 0 and json.loads(out)["removed"] == 1
+    after = json.loads(run("faceset", "show", "b", "-w", ws, "--json")[1])
+    assert after["faces"] == info["faces"] - 2
+    assert {p.name for p in faces_dir.glob("*.png")} == {i["file"] for i in after["items"]}
+    # Re-extracting the same sources does not bring pruned faces back: their frames are done.
+    code, _ = run("extract", small_sample / "b", "-w", ws, "-f", "b", "--backend", "dlib")
+    assert code == 0
+    assert json.loads(run("faceset", "show", "b", "-w", ws, "--json")[1])["faces"] == after["faces"]
+
+
+def test_doctor_reports_this_machine(tmp_path):
+    code, out = run("doctor", "-w", tmp_path / "new", "--json")
+    report = json.loads(out)
+    names = {c["name"]: c for c in report["checks"]}
+    assert {"python", "torch", "dlib", "fan", "pyav", "workspace"} <= set(names)
+    assert names["dlib"]["ok"] and names["pyav"]["ok"]
+    assert code == (0 if report["ok"] else 1)
+
+    code, out = run("doctor", "-w", tmp_path)
+    assert "dlib" in out and "pyav" in out
