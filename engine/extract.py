@@ -198,6 +198,7 @@ class _Extraction:
                         self._extract_source(item)
                 finally:
                     self._drain()
+                    self._progress(force=True)
                 total_faces = self.faceset.count()
                 # Judged on this run's sources, not the whole faceset: faces already in it
                 # must not hide that the new sources hold none.
