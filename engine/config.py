@@ -48,6 +48,57 @@ class ExtractConfig(StageConfig):
             raise ValueError(exc.one_line()) from None
 
 
+def _name_validator(what: str):
+    def check(cls: type, value: str) -> str:
+        try:
+            return check_name(value, what)
+        except BadInputError as exc:
+            raise ValueError(exc.one_line()) from None
+
+    return check
+
+
+class ModelSettings(StageConfig):
+    """What a model is, frozen into models/<name>/model.toml when it is created.
+
+    Resuming rebuilds the model from this, never from today's flags.
+    """
+
+    preset: Literal["tiny", "original", "hd"] = "tiny"
+    size: int = 64
+    layout: Literal["df", "liae"] = "df"
+    enc_dims: int = Field(32, ge=4, le=1024)
+    dec_dims: int = Field(32, ge=4, le=1024)
+    bottleneck: int = Field(128, ge=8, le=8192)
+    learn_mask: bool = True
+    faceset_a: str
+    faceset_b: str
+    batch_size: int = Field(16, ge=1, le=1024)
+    lr: float = Field(5e-5, gt=0, le=1.0)
+    loss: Literal["l1", "mse"] = "l1"
+    eye_mouth_weight: float = Field(2.0, ge=0, le=100)
+    seed: int = 0
+
+    _a = field_validator("faceset_a")(classmethod(_name_validator("faceset name")))
+    _b = field_validator("faceset_b")(classmethod(_name_validator("faceset name")))
+
+
+class RunSettings(StageConfig):
+    """How this particular run goes; may differ every time a model is resumed."""
+
+    steps: int = Field(1000, ge=1, description="train until this step")
+    save_every: int = Field(250, ge=1)
+    preview_every: int = Field(100, ge=1)
+    snapshot_every: int = Field(1000, ge=0, description="keep a snapshot every N steps; 0: none")
+    log_every: int = Field(10, ge=1)
+    time_limit: float | None = Field(None, gt=0, description="stop after this many seconds")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    compile: bool = False
+    device: str = "auto"
+    grad_clip: float = Field(1.0, gt=0)
+    resume: bool = True
+
+
 def build(cls: type[C], **values: Any) -> C:
     """Build a config, turning validation errors into one clear line."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli import demo, doctor, extract, faceset
+from engine.cli import demo, doctor, extract, faceset, train
 
 app = typer.Typer(
     name="swapdeck",
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command("extract")(extract.extract_command)
 app.add_typer(faceset.app, name="faceset")
+app.command("train")(train.train_command)
 app.command("doctor")(doctor.doctor_command)
 app.command("demo")(demo.demo_command)
 

@@ -55,9 +55,21 @@ class Reporter:
         kind = event.type
         if kind == "progress":
             self._show_progress(event)
+        elif kind == "metrics":
+            losses = "  ".join(f"loss {k.upper()} {v:.4f}" for k, v in event.losses.items())
+            total = int(event.extra.get("total_steps", 0)) or None
+            self._bar(
+                "train", event.step, total, "steps", f"{losses}  {event.examples_per_s:.1f} ex/s"
+            )
         elif kind == "started":
             detail = event.detail
-            if "backend" in detail:
+            if event.stage == "train":
+                err_console.print(
+                    f"[bold]train[/]: {detail['preset']} model {detail['model']} "
+                    f"({detail['parameters'] / 1e6:.1f} M parameters) on {detail['device']}, "
+                    f"{detail['precision']}, from step {detail['start_step']}"
+                )
+            elif "backend" in detail:
                 err_console.print(
                     f"[bold]{event.stage}[/]: {detail.get('backend_detail', detail['backend'])} "
                     f"({detail.get('backend_reason', '')})"
@@ -73,6 +85,10 @@ class Reporter:
         (self._progress.console if self._progress else err_console).print(text)
 
     def _show_progress(self, event: Any) -> None:
+        counts = "  ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in event.counts.items())
+        self._bar(event.stage, event.done, event.total, event.unit, counts)
+
+    def _bar(self, stage: str, done: int, total: int | None, unit: str, counts: str) -> None:
         if self._progress is None:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -85,14 +101,11 @@ class Reporter:
                 transient=False,
             )
             self._progress.start()
-        counts = "  ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in event.counts.items())
-        if event.stage not in self._tasks:
-            self._tasks[event.stage] = self._progress.add_task(
-                event.stage, total=event.total, unit=event.unit, counts=counts
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(
+                stage, total=total, unit=unit, counts=counts
             )
-        self._progress.update(
-            self._tasks[event.stage], completed=event.done, total=event.total, counts=counts
-        )
+        self._progress.update(self._tasks[stage], completed=done, total=total, counts=counts)
 
     def close(self) -> None:
         if self._progress is not None:

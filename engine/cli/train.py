@@ -1,0 +1,170 @@
+"""`swapdeck train`: learn a swap model from two facesets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from engine.cli.common import (
+    JsonOpt,
+    Reporter,
+    WorkspaceOpt,
+    cancel_on_interrupt,
+    err_console,
+    guarded,
+    out_console,
+)
+
+Preset = Literal["tiny", "original", "hd"]
+Layout = Literal["df", "liae"]
+Precision = Literal["auto", "bf16", "fp16", "fp32"]
+Loss = Literal["l1", "mse"]
+
+
+def _launch_torchrun(gpus: int, args: list[str]) -> int:
+    """Re-run this command as `gpus` processes under torchrun (DDP)."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={gpus}",
+        "-m",
+        "engine.train",
+        *args,
+    ]
+    return subprocess.call(command)
+
+
+@guarded
+def train_command(
+    workspace: WorkspaceOpt,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name (created if new).")],
+    faceset_a: Annotated[
+        str | None, typer.Option("--faceset-a", "-a", help="Faceset of person A (the footage).")
+    ] = None,
+    faceset_b: Annotated[
+        str | None, typer.Option("--faceset-b", "-b", help="Faceset of person B (the new face).")
+    ] = None,
+    preset: Annotated[Preset | None, typer.Option(help="Model family (new models).")] = None,
+    size: Annotated[int | None, typer.Option(help="Model input size in px (hd: 128-256).")] = None,
+    layout: Annotated[Layout | None, typer.Option(help="hd layout: df or liae.")] = None,
+    steps: Annotated[int, typer.Option(help="Train until this step.")] = 1000,
+    batch_size: Annotated[int | None, typer.Option(help="Faces per person per step.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (new models).")] = None,
+    loss: Annotated[Loss | None, typer.Option(help="Pixel loss beside SSIM.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (new models).")] = None,
+    save_every: Annotated[int, typer.Option(help="Save a checkpoint every N steps.")] = 250,
+    preview_every: Annotated[
+        int, typer.Option(help="Write previews/latest.png every N steps.")
+    ] = 100,
+    snapshot_every: Annotated[
+        int, typer.Option(help="Keep a snapshot every N steps (0: none).")
+    ] = 1000,
+    log_every: Annotated[int, typer.Option(help="Log metrics every N steps.")] = 10,
+    time_limit: Annotated[
+        float | None, typer.Option(help="Stop (and save) after this many seconds.")
+    ] = None,
+    precision: Annotated[
+        Precision, typer.Option(help="Mixed precision; auto picks per device.")
+    ] = "auto",
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the step (CUDA only).")
+    ] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or cuda:N.")] = "auto",
+    resume: Annotated[
+        bool, typer.Option("--resume/--no-resume", help="Go on from the last checkpoint.")
+    ] = True,
+    gpus: Annotated[int, typer.Option(help="Processes to train with under torchrun (DDP).")] = 1,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a shared-encoder, two-decoder swap model on facesets A and B."""
+    from engine.config import RunSettings, build
+    from engine.train.loop import train
+    from engine.workspace import Workspace
+
+    if gpus > 1 and "WORLD_SIZE" not in os.environ:
+        args = _rebuild_args(locals())
+        raise typer.Exit(_launch_torchrun(gpus, args))
+    run = build(
+        RunSettings,
+        steps=steps,
+        save_every=save_every,
+        preview_every=preview_every,
+        snapshot_every=snapshot_every,
+        log_every=log_every,
+        time_limit=time_limit,
+        precision=precision,
+        compile=compile_model,
+        device=device,
+        resume=resume,
+    )
+    requested = {
+        "faceset_a": faceset_a,
+        "faceset_b": faceset_b,
+        "preset": preset,
+        "size": size,
+        "layout": layout,
+        "batch_size": batch_size,
+        "lr": lr,
+        "loss": loss,
+        "seed": seed,
+    }
+    is_main = os.environ.get("RANK", "0") == "0"
+    reporter = Reporter(as_json and is_main)
+    try:
+        with cancel_on_interrupt() as cancel:
+            result = train(Workspace(workspace), model, requested, run, reporter, cancel)
+    finally:
+        reporter.close()
+    if not as_json and is_main:
+        how = "stopped" if result["stopped"] else "finished"
+        out_console.print(
+            f"{how} at step [bold]{result['steps']}[/]: loss A {result['loss_a']:.4f}, "
+            f"loss B {result['loss_b']:.4f}, {result['examples_per_s']:.1f} examples/s"
+        )
+        out_console.print(f"checkpoint: {result['checkpoint']}")
+        out_console.print(f"preview: {result['preview']}")
+
+
+def _rebuild_args(values: dict[str, object]) -> list[str]:
+    """The same command line minus --gpus, for the torchrun workers."""
+    flags = {
+        "workspace": "--workspace",
+        "model": "--model",
+        "faceset_a": "--faceset-a",
+        "faceset_b": "--faceset-b",
+        "preset": "--preset",
+        "size": "--size",
+        "layout": "--layout",
+        "steps": "--steps",
+        "batch_size": "--batch-size",
+        "lr": "--lr",
+        "loss": "--loss",
+        "seed": "--seed",
+        "save_every": "--save-every",
+        "preview_every": "--preview-every",
+        "snapshot_every": "--snapshot-every",
+        "log_every": "--log-every",
+        "time_limit": "--time-limit",
+        "precision": "--precision",
+        "device": "--device",
+    }
+    args: list[str] = []
+    for key, flag in flags.items():
+        value = values.get(key)
+        if value is not None:
+            args += [flag, str(Path(value)) if key == "workspace" else str(value)]
+    if values.get("compile_model"):
+        args.append("--compile")
+    args.append("--resume" if values.get("resume") else "--no-resume")
+    if values.get("as_json"):
+        args.append("--json")
+    if not values.get("as_json"):
+        err_console.print(f"launching {values['gpus']} processes under torchrun")
+    return args

@@ -1,0 +1,1 @@
+"""Training: models, losses, augmentation, data, the loop."""

@@ -1,0 +1,134 @@
+"""Checkpoints: one safetensors file holding weights, optimizer tensors and RNG
+states, with the step, optimizer settings and config as JSON in its metadata.
+
+One file, written to a temporary name and renamed, so a kill at any moment
+(even mid-save) leaves the previous checkpoint whole. Nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from engine.errors import CorruptError, WorkspaceError
+from engine.workspace import atomic_path
+
+FORMAT = "swapdeck-checkpoint-1"
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors = {}
+    plain: dict[str, dict[str, Any]] = {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                plain.setdefault(str(index), {})[key] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": plain}
+
+
+def _restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = value
+    for index, values in meta.get("scalars", {}).items():
+        state.setdefault(int(index), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng: dict[str, torch.Tensor],
+    info: dict[str, Any],
+) -> None:
+    """Write the whole training state to `path` atomically."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    optim_tensors, optim_meta = _optimizer_tensors(optimizer)
+    tensors.update(optim_tensors)
+    tensors.update({f"rng.{k}": v.cpu().contiguous() for k, v in rng.items()})
+    meta = {"format": FORMAT, "info": json.dumps(info), "optimizer": json.dumps(optim_meta)}
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=meta)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot write checkpoint {path} ({exc.strerror or exc})",
+            "free disk space; the previous checkpoint is still there and loads",
+        ) from None
+
+
+def snapshots(folder: Path) -> list[Path]:
+    return sorted((folder / "snapshots").glob("step_*.safetensors"))
+
+
+def _corrupt(path: Path, why: str) -> CorruptError:
+    kept = snapshots(path.parent)
+    hint = (
+        f"copy a snapshot over it, e.g. cp {kept[-1]} {path}"
+        if kept
+        else "no snapshots to fall back on; start again with --no-resume"
+    )
+    return CorruptError(f"checkpoint {path} is unusable ({why})", hint)
+
+
+def read_info(path: Path) -> dict[str, Any]:
+    """The JSON part of a checkpoint (step, config, ...), without loading tensors."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _corrupt(path, str(exc).splitlines()[0][:120]) from None
+    if meta.get("format") != FORMAT:
+        raise _corrupt(path, "not a swapdeck checkpoint")
+    return json.loads(meta["info"])
+
+
+def load_checkpoint(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Load weights (and optimizer state) in place; returns (info, rng states)."""
+    info = read_info(path)
+    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
+                head, rest = key.split(".", 1)
+                if head in groups:
+                    groups[head][rest if head != "optim" else key] = f.get_tensor(key)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _corrupt(path, str(exc).splitlines()[0][:120]) from None
+    try:
+        model.load_state_dict(groups["model"], strict=True)
+        if optimizer is not None:
+            _restore_optimizer(optimizer, groups["optim"], json.loads(meta["optimizer"]))
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise _corrupt(path, f"its tensors do not fit this model: {str(exc)[:120]}") from None
+    return info, groups["rng"]
+
+
+def keep_snapshot(path: Path, step: int) -> Path:
+    """Copy the current checkpoint into snapshots/ (atomically)."""
+    target = path.parent / "snapshots" / f"step_{step:08d}.safetensors"
+    target.parent.mkdir(exist_ok=True, mode=0o700)
+    try:
+        with atomic_path(target) as tmp:
+            shutil.copyfile(path, tmp)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot write snapshot {target} ({exc.strerror})", "free disk space"
+        ) from None
+    return target

@@ -1,0 +1,446 @@
+"""The training loop: plain, top to bottom, its state one checkpoint.
+
+Per step: draw a batch of A and of B (a seeded generator on the device),
+augment on the device, run the shared encoder once over both, compute the
+masked SSIM + pixel + eye/mouth (+ mask) loss, step Adam. Every so often:
+metrics, a preview grid, a checkpoint. A NaN or a loss spike rolls back to
+the last checkpoint with a lower learning rate instead of ending the run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import resource
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from engine.config import ModelSettings, RunSettings
+from engine.errors import BadInputError, SwapdeckError
+from engine.events import (
+    CancelToken,
+    Finished,
+    Metrics,
+    Preview,
+    Saved,
+    Sink,
+    Started,
+    Warning,
+    null_sink,
+)
+from engine.train import dist
+from engine.train.augment import Augmenter, AugmentSpec
+from engine.train.checkpoint import keep_snapshot, load_checkpoint, save_checkpoint
+from engine.train.data import FaceData, load_faces
+from engine.train.losses import LossSpec, SwapLoss
+from engine.train.models import build_model
+from engine.train.models.base import SwapModel
+from engine.train.preview import render_preview
+from engine.train.store import ModelPaths, arch_of, open_model
+from engine.workspace import Workspace, atomic_write_text
+
+# A step whose loss is this many times the recent average counts as a blow-up.
+SPIKE_FACTOR = 4.0
+SPIKE_WARMUP = 50
+MAX_ROLLBACKS = 3
+
+StepHook = Callable[[int, dict[str, torch.Tensor]], None]
+
+
+class TrainingDiverged(SwapdeckError):
+    exit_code = 8
+
+
+class _Pair(nn.Module):
+    """forward(xa, xb) -> both reconstructions, so DDP sees one forward per step."""
+
+    def __init__(self, model: SwapModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, xa: torch.Tensor, xb: torch.Tensor):
+        return self.model.forward_pair(xa, xb)
+
+
+def _precision(requested: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for fp32."""
+    if requested == "fp32":
+        return None
+    if requested == "fp16":
+        return torch.float16
+    if requested == "bf16":
+        return torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # bf16 on a CPU only pays where the CPU has bf16 instructions (oneDNN tells).
+    with contextlib.suppress(AttributeError, RuntimeError):
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return torch.bfloat16
+    return None
+
+
+def _memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Trainer:
+    """Trains one model of a workspace; `fit` returns the result of the Finished event."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        name: str,
+        requested: dict[str, Any],
+        run: RunSettings,
+        sink: Sink = null_sink,
+        cancel: CancelToken | None = None,
+        step_hook: StepHook | None = None,
+    ) -> None:
+        self.workspace = workspace
+        self.name = name
+        self.requested = requested
+        self.run = run
+        self.cancel = cancel or CancelToken()
+        self.step_hook = step_hook
+        self.info = dist.from_environment()
+        # Only rank 0 speaks and writes.
+        self.sink = sink if self.info.is_main else null_sink
+
+    # ---- set-up ----------------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        run = self.run
+        a, b = self.requested.get("faceset_a"), self.requested.get("faceset_b")
+        if a is not None and a == b:
+            raise BadInputError(
+                f"-a and -b are the same faceset ({a})", "train on two different people"
+            )
+        self.workspace.ensure()
+        self.settings, self.paths, self.created = open_model(
+            self.workspace, self.name, self.requested
+        )
+        s = self.settings
+        if self.info.is_main:
+            # Half-written files from a run that was killed mid-save.
+            for stray in self.paths.folder.glob(".*.tmp"):
+                stray.unlink(missing_ok=True)
+        self.device = dist.resolve_device(run.device, self.info)
+        dist.start(self.info, self.device)
+        self.dtype = _precision(run.precision, self.device)
+        arch = arch_of(s)
+        self.data_a = load_faces(self.workspace, s.faceset_a, arch.size).to(self.device)
+        self.data_b = load_faces(self.workspace, s.faceset_b, arch.size).to(self.device)
+        for data in (self.data_a, self.data_b):
+            if s.batch_size > len(data):
+                raise BadInputError(
+                    f"batch size {s.batch_size} is larger than faceset {data.name} "
+                    f"({len(data)} training faces)",
+                    f"use --batch-size {len(data)} or less, or add faces",
+                )
+        torch.manual_seed(s.seed)
+        self.model: SwapModel = build_model(arch).to(self.device)
+        if self.device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.pair: nn.Module = _Pair(self.model)
+        if self.info.enabled:
+            self.pair = nn.parallel.DistributedDataParallel(
+                self.pair, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
+        self.step_fn = self.pair
+        if run.compile and self.device.type == "cuda":
+            self.step_fn = torch.compile(self.pair)
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=s.lr, betas=(0.5, 0.999), eps=1e-7
+        )
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self.augment = Augmenter(AugmentSpec(), arch.size)
+        self.loss = SwapLoss(LossSpec(kind=s.loss, eye_mouth_weight=s.eye_mouth_weight))
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(s.seed * 1000 + self.info.rank)
+        self.step = 0
+        self.rollbacks = 0
+        self.lr_scale = 1.0
+        if run.resume and self.paths.checkpoint.exists():
+            self._load()
+        self._trim_metrics()
+
+    def _load(self) -> None:
+        info, rng = load_checkpoint(self.paths.checkpoint, self.model, self.optimizer)
+        self.step = int(info["step"])
+        self.lr_scale = float(info.get("lr_scale", 1.0))
+        gen = rng.get(f"gen{self.info.rank}") if self.info.enabled else rng.get("gen0")
+        if gen is not None and self.device.type == "cpu":
+            self.generator.set_state(gen)
+        elif gen is not None:
+            self.generator.set_state(gen.to("cpu"))
+        if "scaler_scale" in info and self.scaler.is_enabled():
+            self.scaler.update(float(info["scaler_scale"]))
+
+    # ---- state -----------------------------------------------------------------------
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        state = self.generator.get_state()
+        if not self.info.enabled:
+            return {"gen0": state}
+        gathered = [torch.zeros_like(state) for _ in range(self.info.world_size)]
+        torch.distributed.all_gather_object(gathered, state)  # small; gloo and nccl both work
+        return {f"gen{i}": s for i, s in enumerate(gathered)}
+
+    def _save(self, reason: str) -> None:
+        rng = self._rng_states()  # every rank takes part in the gather
+        if not self.info.is_main:
+            return
+        info = {
+            "step": self.step,
+            "lr_scale": self.lr_scale,
+            "model": self.settings.model_dump(),
+            "reason": reason,
+            "saved_at": time.time(),
+        }
+        if self.scaler.is_enabled():
+            info["scaler_scale"] = float(self.scaler.get_scale())
+        save_checkpoint(self.paths.checkpoint, self.model, self.optimizer, rng, info)
+        self.sink(Saved(path=str(self.paths.checkpoint), what=f"checkpoint at step {self.step}"))
+        every = self.run.snapshot_every
+        if every and self.step % every == 0 and self.step > 0:
+            keep_snapshot(self.paths.checkpoint, self.step)
+
+    def _trim_metrics(self) -> None:
+        """After a resume, drop logged steps beyond the checkpoint: no duplicates later."""
+        path = self.paths.metrics
+        if not self.info.is_main or not path.exists():
+            return
+        kept = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                if int(json.loads(line)["step"]) <= self.step:
+                    kept.append(line)
+        atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+
+    def _log_metrics(self, record: dict[str, Any]) -> None:
+        if not self.info.is_main:
+            return
+        with open(self.paths.metrics, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+    # ---- one step --------------------------------------------------------------------
+
+    def _batch(self, data: FaceData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = torch.randint(
+            len(data), (self.settings.batch_size,), generator=self.generator, device=self.device
+        )
+        return self.augment(data.faces[idx], data.masks[idx], self.generator)
+
+    def _train_step(self) -> tuple[float, dict[str, float]]:
+        in_a, tgt_a, m_a = self._batch(self.data_a)
+        in_b, tgt_b, m_b = self._batch(self.data_b)
+        if self.step_hook is not None:
+            batch = {"in_a": in_a, "in_b": in_b, "tgt_a": tgt_a, "tgt_b": tgt_b}
+            self.step_hook(self.step, batch)
+            in_a, in_b = batch["in_a"], batch["in_b"]
+        if self.device.type == "cuda":
+            in_a = in_a.contiguous(memory_format=torch.channels_last)
+            in_b = in_b.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(
+            self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
+        ):
+            ya, ma, yb, mb = self.step_fn(in_a, in_b)
+            loss_a, parts_a = self.loss(ya, tgt_a, m_a, ma)
+            loss_b, _parts_b = self.loss(yb, tgt_b, m_b, mb)
+            total = loss_a + loss_b
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.unscale_(self.optimizer)
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.run.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        losses = {"loss_a": float(loss_a.detach()), "loss_b": float(loss_b.detach())}
+        losses.update({f"a_{k}": float(v) for k, v in parts_a.items()})
+        return float(total.detach()), losses
+
+    def _set_lr(self) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.settings.lr * self.lr_scale
+
+    def _rollback(self, why: str) -> None:
+        self.rollbacks += 1
+        if self.rollbacks > MAX_ROLLBACKS:
+            raise TrainingDiverged(
+                f"training diverged: {why}, {MAX_ROLLBACKS} rollbacks in a row did not help",
+                "lower --lr in a new model, or check the facesets for broken faces",
+            )
+        bad_step = self.step
+        if self.paths.checkpoint.exists():
+            self._load()
+        self.lr_scale *= 0.5
+        self._set_lr()
+        # Different batches from here on, so the same bad batch is not drawn again.
+        self.generator.manual_seed(self.settings.seed * 1000 + 7919 * self.rollbacks + bad_step)
+        self.sink(
+            Warning(
+                message=f"{why} at step {bad_step}: rolled back to step {self.step}",
+                hint=f"learning rate lowered to {self.settings.lr * self.lr_scale:.2e}",
+            )
+        )
+
+    # ---- the run ---------------------------------------------------------------------
+
+    def fit(self) -> dict[str, Any]:
+        try:
+            self._prepare()
+            return self._fit()
+        finally:
+            dist.stop(self.info)
+
+    def _fit(self) -> dict[str, Any]:
+        run, s = self.run, self.settings
+        self._set_lr()
+        params = sum(p.numel() for p in self.model.parameters())
+        self.sink(
+            Started(
+                stage="train",
+                detail={
+                    "model": self.name,
+                    "preset": s.preset,
+                    "size": s.size,
+                    "parameters": params,
+                    "device": str(self.device),
+                    "precision": str(self.dtype).replace("torch.", "") if self.dtype else "fp32",
+                    "world_size": self.info.world_size,
+                    "start_step": self.step,
+                    "steps": run.steps,
+                    "batch_size": s.batch_size,
+                    "faces_a": len(self.data_a),
+                    "faces_b": len(self.data_b),
+                    "created": self.created,
+                },
+            )
+        )
+        if self.step == 0:
+            self._save("start")  # something to roll back to from the first step on
+        started = time.monotonic()
+        window_start, window_steps = time.monotonic(), 0
+        examples_per_s = 0.0
+        average: float | None = None
+        last = {"loss_a": math.nan, "loss_b": math.nan}
+        stopped = False
+        while self.step < run.steps:
+            stop = self.cancel.cancelled or (
+                run.time_limit is not None and time.monotonic() - started > run.time_limit
+            )
+            if dist.all_agree(stop, self.info, self.device):
+                stopped = True
+                break
+            total, losses = self._train_step()
+            spike = (
+                average is not None
+                and self.step > SPIKE_WARMUP
+                and (total > SPIKE_FACTOR * average)
+            )
+            if dist.all_agree(not math.isfinite(total) or spike, self.info, self.device):
+                self._rollback(
+                    "loss is not a number"
+                    if not math.isfinite(total)
+                    else f"loss jumped to {total:.3g}"
+                )
+                average = None
+                continue
+            self.rollbacks = 0
+            average = total if average is None else 0.98 * average + 0.02 * total
+            self.step += 1
+            window_steps += 1
+            last = losses
+            if self.step % run.log_every == 0 or self.step == run.steps:
+                elapsed = time.monotonic() - window_start
+                per_step = elapsed / max(window_steps, 1)
+                examples_per_s = 2 * s.batch_size * self.info.world_size / max(per_step, 1e-9)
+                window_start, window_steps = time.monotonic(), 0
+                self._report(losses, examples_per_s, per_step)
+            if self.step % run.preview_every == 0:
+                self._preview()
+            if self.step % run.save_every == 0 and self.step < run.steps:
+                self._save("interval")
+        self._save("stopped" if stopped else "end")
+        self._preview()
+        result = {
+            "model": self.name,
+            "steps": self.step,
+            "loss_a": last["loss_a"],
+            "loss_b": last["loss_b"],
+            "examples_per_s": round(examples_per_s, 2),
+            "checkpoint": str(self.paths.checkpoint),
+            "preview": str(self.paths.previews / "latest.png"),
+            "stopped": stopped,
+            "seconds": round(time.monotonic() - started, 2),
+        }
+        self.sink(Finished(stage="train", result=result))
+        return result
+
+    def _report(self, losses: dict[str, float], examples_per_s: float, per_step: float) -> None:
+        remaining = (self.run.steps - self.step) * per_step
+        lr = self.settings.lr * self.lr_scale
+        memory = _memory_mb(self.device)
+        record = {
+            "step": self.step,
+            "loss_a": round(losses["loss_a"], 6),
+            "loss_b": round(losses["loss_b"], 6),
+            "examples_per_s": round(examples_per_s, 2),
+            "lr": lr,
+            "memory_mb": round(memory, 1),
+            "t": time.time(),
+        }
+        self._log_metrics(record)
+        self.sink(
+            Metrics(
+                step=self.step,
+                losses={"a": losses["loss_a"], "b": losses["loss_b"]},
+                examples_per_s=examples_per_s,
+                extra={
+                    "total_steps": float(self.run.steps),
+                    "eta_s": round(remaining, 1),
+                    "lr": lr,
+                    "memory_mb": round(memory, 1),
+                },
+            )
+        )
+
+    def _preview(self) -> None:
+        if not self.info.is_main:
+            return
+        path = render_preview(
+            self.model,
+            self.data_a.held_faces,
+            self.data_b.held_faces,
+            self.paths.previews / "latest.png",
+        )
+        self.sink(Preview(path=str(path)))
+
+
+def train(
+    workspace: Workspace,
+    name: str,
+    requested: dict[str, Any],
+    run: RunSettings,
+    sink: Sink = null_sink,
+    cancel: CancelToken | None = None,
+    step_hook: StepHook | None = None,
+) -> dict[str, Any]:
+    """Train (or go on training) model `name` in `workspace`.
+
+    `requested` holds the model settings the user gave (None where not given):
+    preset, size, layout, faceset_a, faceset_b, batch_size, lr, loss, seed. A
+    new model is created from them; an existing one must not be contradicted.
+    Emits Started, Metrics, Preview, Saved, Warning and Finished events; checks
+    `cancel` between steps and saves before returning.
+    """
+    return Trainer(workspace, name, requested, run, sink, cancel, step_hook).fit()
+
+
+__all__ = ["ModelPaths", "ModelSettings", "TrainingDiverged", "train"]

@@ -1,0 +1,75 @@
+"""Building blocks shared by every swap model."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def conv_down(in_ch: int, out_ch: int, kernel: int = 5) -> nn.Sequential:
+    """Halve the spatial size: strided conv, LeakyReLU(0.1)."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, stride=2, padding=kernel // 2),
+        # In place: saves one activation-sized write per block; autograd allows it here.
+        nn.LeakyReLU(0.1, inplace=True),
+    )
+
+
+def upscale(in_ch: int, out_ch: int) -> nn.Sequential:
+    """Double the spatial size: 3x3 conv to 4x channels, LeakyReLU(0.1), pixel shuffle."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch * 4, 3, padding=1),
+        nn.LeakyReLU(0.1, inplace=True),
+        nn.PixelShuffle(2),
+    )
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convs with a skip connection; keeps shape."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.conv2(self.act(self.conv1(x)))
+        return self.act(x + y)
+
+
+class DenseCode(nn.Module):
+    """Flatten, squeeze through a dense bottleneck, and reshape back to a small map.
+
+    The bottleneck is what forces the encoder to keep identity-free structure
+    (pose, expression, light) that both decoders can redraw.
+    """
+
+    def __init__(self, in_ch: int, in_res: int, bottleneck: int, out_ch: int, out_res: int):
+        super().__init__()
+        self.out_shape = (out_ch, out_res, out_res)
+        self.squeeze = nn.Linear(in_ch * in_res * in_res, bottleneck)
+        self.expand = nn.Linear(bottleneck, out_ch * out_res * out_res)
+
+    def forward(self, x: Tensor) -> Tensor:
+        # reshape, not view: a channels_last input cannot be viewed flat.
+        code = self.expand(self.squeeze(x.reshape(x.shape[0], -1)))
+        return code.view(x.shape[0], *self.out_shape)
+
+
+class Heads(nn.Module):
+    """The RGB face (sigmoid) and, optionally, a 1-channel mask (sigmoid).
+
+    One conv draws both: convs with 1-3 output channels run far below peak on
+    CPU, so a single 4-channel conv is cheaper than two.
+    """
+
+    def __init__(self, in_ch: int, kernel: int, learn_mask: bool) -> None:
+        super().__init__()
+        self.learn_mask = learn_mask
+        self.conv = nn.Conv2d(in_ch, 4 if learn_mask else 3, kernel, padding=kernel // 2)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        out = self.conv(x).sigmoid()
+        if not self.learn_mask:
+            return out, None
+        return out[:, :3], out[:, 3:]

@@ -1,0 +1,168 @@
+"""Swap models: sizes, shapes, the shared-encoder hot path, and that they learn."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.train.models import ArchSpec, SwapModel, build_model, count_parameters
+
+ORIGINAL_PARAMS = 82_062_470  # faceswap's "original" at 64 px: about 82 M
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def _faces(n: int, size: int) -> torch.Tensor:
+    return torch.rand(n, 3, size, size)
+
+
+def _assert_unit(t: torch.Tensor, shape: tuple[int, ...]) -> None:
+    assert t.shape == shape
+    assert float(t.min()) >= 0.0 and float(t.max()) <= 1.0
+
+
+def _l1_step(model: SwapModel, opt: torch.optim.Optimizer, xa, xb) -> float:
+    face_a, _, face_b, _ = model.forward_pair(xa, xb)
+    loss = (face_a.float() - xa).abs().mean() + (face_b.float() - xb).abs().mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return float(loss)
+
+
+def test_original_is_faceswap_sized_and_trains() -> None:
+    model = build_model(ArchSpec.for_preset("original"))
+    assert count_parameters(model) == ORIGINAL_PARAMS
+    assert 0.99 * 82e6 <= count_parameters(model) <= 1.01 * 82e6
+    assert not model.learns_mask and model.size == 64
+
+    x = _faces(2, 64)
+    with torch.no_grad():
+        face, mask = model(x, "b")
+    _assert_unit(face, (2, 3, 64, 64))
+    assert mask is None
+
+    before = [p.detach().clone() for p in model.parameters()]
+    _l1_step(model, torch.optim.Adam(model.parameters(), 1e-4), x, _faces(2, 64))
+    changed = sum(not torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
+    assert changed == len(before)
+
+
+def test_tiny_shapes_pair_path_and_swap() -> None:
+    model = build_model(ArchSpec.for_preset("tiny")).eval()
+    assert model.learns_mask and model.identities == ("a", "b")
+    xa, xb = _faces(3, 64), _faces(3, 64)
+    with torch.no_grad():
+        face_a, mask_a, face_b, mask_b = model.forward_pair(xa, xb)
+        alone_a, alone_mask_a = model(xa, "a")
+        alone_b, alone_mask_b = model(xb, "b")
+        swapped, _ = model(xa, "b")
+    for t in (face_a, face_b):
+        _assert_unit(t, (3, 3, 64, 64))
+    for t in (mask_a, mask_b):
+        _assert_unit(t, (3, 1, 64, 64))
+    # One encoder pass over both halves gives what two separate passes give.
+    for pair, alone in ((face_a, alone_a), (mask_a, alone_mask_a), (face_b, alone_b)):
+        assert torch.allclose(pair, alone, atol=1e-5)
+    assert torch.allclose(mask_b, alone_mask_b, atol=1e-5)
+    assert not torch.allclose(swapped, face_a, atol=1e-3)
+
+
+def test_unknown_identity_is_refused() -> None:
+    model = build_model(ArchSpec.for_preset("tiny"))
+    with pytest.raises(ValueError, match="identity"):
+        model(_faces(1, 64), "c")
+
+
+@pytest.mark.parametrize("layout", ["df", "liae"])
+def test_hd_layouts_run_with_masks(layout: str) -> None:
+    model = build_model(ArchSpec.for_preset("hd", 128, layout=layout)).eval()
+    xa, xb = _faces(1, 128), _faces(1, 128)
+    with torch.no_grad():
+        face_a, mask_a, face_b, mask_b = model.forward_pair(xa, xb)
+        swapped, swapped_mask = model(xa, "b")
+        same, _ = model(xa, "a")
+    for face, mask in ((face_a, mask_a), (face_b, mask_b), (swapped, swapped_mask)):
+        _assert_unit(face, (1, 3, 128, 128))
+        assert mask is not None
+        _assert_unit(mask, (1, 1, 128, 128))
+    assert torch.allclose(same, face_a, atol=1e-5)
+    assert not torch.allclose(swapped, same, atol=1e-4)
+
+
+def test_liae_shares_one_decoder() -> None:
+    model = build_model(ArchSpec.for_preset("hd", layout="liae"))
+    assert hasattr(model, "inter_ab") and hasattr(model, "inter_b")
+    assert hasattr(model, "decoder") and not hasattr(model, "decoders")
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides"),
+    [
+        ("hd", {"size": 100}),
+        ("hd", {"size": 512}),
+        ("hd", {"size": 144}),
+        ("original", {"size": 128}),
+        ("tiny", {"layout": "liae"}),
+        ("hd", {"layout": "dfx"}),
+        ("hd", {"enc_dims": 0}),
+        ("hd", {"width": 3}),
+        ("huge", {}),
+    ],
+)
+def test_invalid_specs_raise(preset: str, overrides: dict) -> None:
+    with pytest.raises(ValueError):
+        ArchSpec.for_preset(preset, **overrides)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ArchSpec.for_preset("tiny"),
+        ArchSpec.for_preset("original"),
+        ArchSpec.for_preset("hd", 256, layout="liae", bottleneck=512, learn_mask=False),
+    ],
+)
+def test_spec_round_trips_through_plain_dict(spec: ArchSpec) -> None:
+    plain = spec.to_dict()
+    assert all(type(v) in (int, str, bool) for v in plain.values())
+    assert ArchSpec.from_dict(plain) == spec
+
+
+def test_spec_defaults() -> None:
+    hd = ArchSpec.for_preset("hd")
+    assert (hd.size, hd.layout, hd.enc_dims, hd.dec_dims, hd.bottleneck, hd.learn_mask) == (
+        128,
+        "df",
+        64,
+        64,
+        256,
+        True,
+    )
+    assert ArchSpec.for_preset("tiny").size == 64
+    assert not ArchSpec.for_preset("original").learn_mask
+
+
+@pytest.mark.parametrize(
+    ("preset", "overrides"),
+    [("tiny", {}), ("original", {}), ("hd", {"layout": "df"}), ("hd", {"layout": "liae"})],
+)
+def test_models_run_under_bf16_autocast(preset: str, overrides: dict) -> None:
+    model = build_model(ArchSpec.for_preset(preset, **overrides))
+    x = _faces(1, model.size)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        face_a, mask_a, face_b, _ = model.forward_pair(x, x)
+    assert face_a.shape == face_b.shape == x.shape
+    assert torch.isfinite(face_a.float()).all()
+    assert (mask_a is not None) == model.learns_mask
+
+
+def test_tiny_learns_a_fixed_batch() -> None:
+    model = build_model(ArchSpec.for_preset("tiny"))
+    opt = torch.optim.Adam(model.parameters(), 1e-3)
+    xa, xb = _faces(4, 64), _faces(4, 64)
+    losses = [_l1_step(model, opt, xa, xb) for _ in range(30)]
+    assert losses[-1] <= 0.7 * losses[0], losses
