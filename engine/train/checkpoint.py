@@ -63,9 +63,10 @@ def save_checkpoint(
     try:
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
-    except OSError as exc:
+    except (OSError, SafetensorError) as exc:
+        why = getattr(exc, "strerror", None) or str(exc).split(": ")[-1]
         raise WorkspaceError(
-            f"cannot write checkpoint {path} ({exc.strerror or exc})",
+            f"cannot write checkpoint {path} ({why})",
             "free disk space; the previous checkpoint is still there and loads",
         ) from None
 

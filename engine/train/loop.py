@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from engine.config import ModelSettings, RunSettings
-from engine.errors import BadInputError, SwapdeckError
+from engine.errors import BadInputError, SwapdeckError, WorkspaceError
 from engine.events import (
     CancelToken,
     Finished,
@@ -41,7 +41,7 @@ from engine.train.losses import LossSpec, SwapLoss
 from engine.train.models import build_model
 from engine.train.models.base import SwapModel
 from engine.train.preview import render_preview
-from engine.train.store import ModelPaths, arch_of, open_model
+from engine.train.store import ModelPaths, arch_of, create_model, open_model
 from engine.workspace import Workspace, atomic_write_text
 
 # A step whose loss is this many times the recent average counts as a blow-up.
@@ -127,10 +127,6 @@ class Trainer:
             self.workspace, self.name, self.requested
         )
         s = self.settings
-        if self.info.is_main:
-            # Half-written files from a run that was killed mid-save.
-            for stray in self.paths.folder.glob(".*.tmp"):
-                stray.unlink(missing_ok=True)
         self.device = dist.resolve_device(run.device, self.info)
         dist.start(self.info, self.device)
         self.dtype = _precision(run.precision, self.device)
@@ -144,6 +140,12 @@ class Trainer:
                     f"({len(data)} training faces)",
                     f"use --batch-size {len(data)} or less, or add faces",
                 )
+        if self.info.is_main:
+            if self.created:
+                create_model(s, self.paths)
+            # Half-written files from a run that was killed mid-save.
+            for stray in self.paths.folder.glob(".*.tmp"):
+                stray.unlink(missing_ok=True)
         torch.manual_seed(s.seed)
         self.model: SwapModel = build_model(arch).to(self.device)
         if self.device.type == "cuda":
@@ -227,8 +229,13 @@ class Trainer:
     def _log_metrics(self, record: dict[str, Any]) -> None:
         if not self.info.is_main:
             return
-        with open(self.paths.metrics, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        try:
+            with open(self.paths.metrics, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot write {self.paths.metrics} ({exc.strerror})", "free disk space"
+            ) from None
 
     # ---- one step --------------------------------------------------------------------
 
@@ -414,12 +421,18 @@ class Trainer:
     def _preview(self) -> None:
         if not self.info.is_main:
             return
-        path = render_preview(
-            self.model,
-            self.data_a.held_faces,
-            self.data_b.held_faces,
-            self.paths.previews / "latest.png",
-        )
+        try:
+            path = render_preview(
+                self.model,
+                self.data_a.held_faces,
+                self.data_b.held_faces,
+                self.paths.previews / "latest.png",
+            )
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot write a preview in {self.paths.previews} ({exc.strerror})",
+                "free disk space",
+            ) from None
         self.sink(Preview(path=str(path)))
 
 

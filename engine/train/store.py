@@ -67,7 +67,7 @@ def _new_settings(requested: dict[str, Any]) -> ModelSettings:
 def open_model(
     workspace: Workspace, name: str, requested: dict[str, Any]
 ) -> tuple[ModelSettings, ModelPaths, bool]:
-    """Load model.toml, or create it from `requested` (None = not given).
+    """Load model.toml, or work out a new model's settings from `requested` (None = not given).
 
     An existing model keeps its frozen settings: a flag that contradicts them is
     refused rather than silently ignored.
@@ -91,7 +91,10 @@ def open_model(
                 f"model {name} does not exist yet, so it needs -{side[-1]} FACESET",
                 "give both -a and -b to create it",
             )
-    settings = _new_settings(requested)
+    return _new_settings(requested), paths, True
+
+
+def create_model(settings: ModelSettings, paths: ModelPaths) -> None:
+    """Freeze a new model's settings; called once its facesets proved usable."""
     paths.folder.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     save_toml(settings, paths.toml)
-    return settings, paths, True

@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
+
+
+def he_init(conv: nn.Conv2d | nn.Linear, slope: float) -> nn.Module:
+    """He init for a layer followed by LeakyReLU(slope).
+
+    PyTorch's default init shrinks the signal about threefold per layer, so a
+    deep sigmoid-headed net starts out flat grey and learns slowly for its
+    first hundreds of steps.
+    """
+    nn.init.kaiming_uniform_(conv.weight, a=slope, nonlinearity="leaky_relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
+def icnr_init(conv: nn.Conv2d, slope: float, scale: int = 2) -> nn.Conv2d:
+    """ICNR: the scale**2 sub-pixel filters start identical, so pixel shuffle
+    begins as nearest-neighbour upsampling, free of checkerboard artefacts."""
+    out_ch = conv.out_channels // scale**2
+    sub = torch.empty(out_ch, conv.in_channels, *conv.kernel_size)
+    nn.init.kaiming_uniform_(sub, a=slope, nonlinearity="leaky_relu")
+    with torch.no_grad():
+        # PixelShuffle reads channel c*scale**2 + k as sub-pixel k of output channel c.
+        conv.weight.copy_(sub.repeat_interleave(scale**2, dim=0))
+        if conv.bias is not None:
+            conv.bias.zero_()
+    return conv
 
 
 def conv_down(in_ch: int, out_ch: int, kernel: int = 5) -> nn.Sequential:
     """Halve the spatial size: strided conv, LeakyReLU(0.1)."""
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch, kernel, stride=2, padding=kernel // 2),
+        he_init(nn.Conv2d(in_ch, out_ch, kernel, stride=2, padding=kernel // 2), 0.1),
         # In place: saves one activation-sized write per block; autograd allows it here.
         nn.LeakyReLU(0.1, inplace=True),
     )
@@ -17,7 +45,7 @@ def conv_down(in_ch: int, out_ch: int, kernel: int = 5) -> nn.Sequential:
 def upscale(in_ch: int, out_ch: int) -> nn.Sequential:
     """Double the spatial size: 3x3 conv to 4x channels, LeakyReLU(0.1), pixel shuffle."""
     return nn.Sequential(
-        nn.Conv2d(in_ch, out_ch * 4, 3, padding=1),
+        icnr_init(nn.Conv2d(in_ch, out_ch * 4, 3, padding=1), 0.1),
         nn.LeakyReLU(0.1, inplace=True),
         nn.PixelShuffle(2),
     )
@@ -28,8 +56,12 @@ class ResBlock(nn.Module):
 
     def __init__(self, ch: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
-        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv1 = he_init(nn.Conv2d(ch, ch, 3, padding=1), 0.2)
+        self.conv2 = he_init(nn.Conv2d(ch, ch, 3, padding=1), 0.2)
+        with torch.no_grad():
+            # Start close to identity: full-size residuals double the signal per block,
+            # which saturates the sigmoid heads of deep decoders at the first steps.
+            self.conv2.weight.mul_(0.1)
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -49,6 +81,10 @@ class DenseCode(nn.Module):
         self.out_shape = (out_ch, out_res, out_res)
         self.squeeze = nn.Linear(in_ch * in_res * in_res, bottleneck)
         self.expand = nn.Linear(bottleneck, out_ch * out_res * out_res)
+        for layer in (self.squeeze, self.expand):
+            # No activation between them: fan-in scaling keeps the signal's size through both.
+            nn.init.kaiming_uniform_(layer.weight, nonlinearity="linear")
+            nn.init.zeros_(layer.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         # reshape, not view: a channels_last input cannot be viewed flat.
