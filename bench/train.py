@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.train.augment import Augmenter, AugmentSpec  # noqa: E402
-from engine.train.loop import _precision  # noqa: E402
+from engine.train.loop import _precision, make_optimizer  # noqa: E402
 from engine.train.losses import LossSpec, SwapLoss  # noqa: E402
 from engine.train.models import build_model  # noqa: E402
 from engine.train.models.base import ArchSpec  # noqa: E402
@@ -37,7 +37,7 @@ class Step:
     def __init__(self, arch: ArchSpec, batch: int, dtype: torch.dtype | None) -> None:
         torch.manual_seed(0)
         self.model = build_model(arch)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=5e-5, betas=(0.5, 0.999))
+        self.opt = make_optimizer(self.model, 5e-5)
         self.aug = Augmenter(AugmentSpec(), arch.size)
         self.loss = SwapLoss(LossSpec())
         self.gen = torch.Generator().manual_seed(0)

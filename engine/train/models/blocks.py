@@ -109,3 +109,20 @@ class Heads(nn.Module):
         if not self.learn_mask:
             return out, None
         return out[:, :3], out[:, 3:]
+
+
+class SubPixelHeads(nn.Module):
+    """Like Heads, but drawn at half size as 4 sub-pixels each and pixel-shuffled up."""
+
+    def __init__(self, in_ch: int, learn_mask: bool) -> None:
+        super().__init__()
+        self.learn_mask = learn_mask
+        out_ch = 4 if learn_mask else 3
+        self.conv = nn.Conv2d(in_ch, out_ch * 4, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        out = self.shuffle(self.conv(x)).sigmoid()
+        if not self.learn_mask:
+            return out, None
+        return out[:, :3], out[:, 3:]
