@@ -24,6 +24,7 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from engine.train.allocator import keep_freed_memory  # noqa: E402
 from engine.train.augment import Augmenter, AugmentSpec  # noqa: E402
 from engine.train.loop import _precision, make_optimizer  # noqa: E402
 from engine.train.losses import LossSpec, SwapLoss  # noqa: E402
@@ -92,7 +93,12 @@ def main() -> None:
     args = parser.parse_args()
     dtype = _precision("auto", torch.device("cpu"))
     name = str(dtype).replace("torch.", "") if dtype else "fp32"
-    print(f"device cpu, {torch.get_num_threads()} threads, precision {name}")
+    # The trainer does this on CPU: reuse freed memory instead of page-faulting it back in.
+    reuse = keep_freed_memory()
+    print(
+        f"device cpu, {torch.get_num_threads()} threads, precision {name}, "
+        f"allocator reuses freed memory: {reuse}"
+    )
 
     matmul = matmul_flops_per_s(dtype)
     print(f"dense 4096x4096 matmul ({name}): {matmul / 1e9:.1f} GFLOP/s")

@@ -34,6 +34,7 @@ from engine.events import (
     null_sink,
 )
 from engine.train import dist
+from engine.train.allocator import keep_freed_memory
 from engine.train.augment import Augmenter, AugmentSpec
 from engine.train.checkpoint import keep_snapshot, load_checkpoint, save_checkpoint
 from engine.train.data import FaceData, load_faces
@@ -145,6 +146,8 @@ class Trainer:
         )
         s = self.settings
         self.device = dist.resolve_device(run.device, self.info)
+        if self.device.type == "cpu":
+            keep_freed_memory()
         dist.start(self.info, self.device)
         self.dtype = _precision(run.precision, self.device)
         arch = arch_of(s)

@@ -173,3 +173,25 @@ def test_tiny_learns_a_fixed_batch() -> None:
     xa, xb = _smooth_faces(4, 64), _smooth_faces(4, 64)
     losses = [_l1_step(model, opt, xa, xb) for _ in range(30)]
     assert losses[-1] <= 0.7 * losses[0], losses
+
+
+@pytest.mark.parametrize(
+    ("in_ch", "out_ch", "kernel", "stride", "size"),
+    [(32, 64, 5, 2, 8), (64, 128, 3, 1, 4), (16, 32, 3, 1, 8)],  # two matmul paths, one direct
+)
+def test_small_map_conv_matches_torch_conv(
+    in_ch: int, out_ch: int, kernel: int, stride: int, size: int
+) -> None:
+    from engine.train.models.blocks import Conv2d
+
+    conv = Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2)
+    x = torch.randn(3, in_ch, size, size, requires_grad=True)
+    ours = conv(x)
+    ref = F.conv2d(x, conv.weight, conv.bias, stride=stride, padding=kernel // 2)
+    assert ours.shape == ref.shape
+    torch.testing.assert_close(ours, ref, rtol=1e-4, atol=1e-5)
+    grad_out = torch.randn_like(ref)
+    ours_grads = torch.autograd.grad(ours, [x, conv.weight, conv.bias], grad_out)
+    ref_grads = torch.autograd.grad(ref, [x, conv.weight, conv.bias], grad_out)
+    for got, want in zip(ours_grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
