@@ -27,3 +27,16 @@ def sample_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
         config = build(ExtractConfig, sources=[SAMPLE / name], faceset=name, backend="dlib")
         extract(config, ws)
     return ws
+
+
+@pytest.fixture(scope="session")
+def tiny_model(sample_workspace: Workspace) -> str:
+    """Model `tiny` in sample_workspace: A = a, B = b, briefly trained (it changes faces)."""
+    from engine.config import RunSettings
+    from engine.train.loop import train
+
+    name = "tiny"
+    requested = {"preset": "tiny", "faceset_a": "a", "faceset_b": "b", "seed": 0}
+    run = build(RunSettings, steps=120, save_every=120, preview_every=1000, snapshot_every=0)
+    train(sample_workspace, name, requested, run)
+    return name
