@@ -22,6 +22,12 @@ _API = {
     "describe_faceset": "engine.facesets",
     "prune_faceset": "engine.facesets",
     "run_doctor": "engine.doctor",
+    "train": "engine.train.loop",
+    "convert": "engine.convert",
+    "ConvertConfig": "engine.config",
+    "score": "engine.score",
+    "verify": "engine.provenance",
+    "run_demo": "engine.demo",
 }
 
 __all__ = sorted(_API)

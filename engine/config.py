@@ -99,6 +99,32 @@ class RunSettings(StageConfig):
     resume: bool = True
 
 
+class ConvertConfig(StageConfig):
+    """What `swapdeck convert` was asked to do."""
+
+    input: Path
+    output: Path
+    model: str
+    direction: Literal["a-to-b", "b-to-a"] = "a-to-b"
+    references: list[Path] = Field(default_factory=list)
+    threshold: float = Field(0.6, gt=0.0, le=2.0, description="identity distance to swap a face")
+    mask: Literal["auto", "hull", "learned"] = "auto"
+    erode: int = Field(0, ge=-100, le=100, description="shrink (+) or grow (-) the mask, px")
+    blur: int | None = Field(None, ge=0, le=200, description="mask feather, px; None: by size")
+    color: Literal["rct", "hist", "avg", "none"] = "rct"
+    seamless: bool = False
+    smooth: float = Field(1.0, ge=0.0, le=10.0, description="landmark smoothing sigma, frames")
+    start: float | None = Field(None, ge=0.0, description="first second to convert")
+    end: float | None = Field(None, gt=0.0, description="second to stop at")
+    preview_frames: int = Field(0, ge=0, le=32)
+    overwrite: bool = False
+    backend: Literal["auto", "fan", "dlib"] = "auto"
+    batch_size: int = Field(16, ge=1, le=256)
+    device: str = "auto"
+
+    _m = field_validator("model")(classmethod(_name_validator("model name")))
+
+
 def build(cls: type[C], **values: Any) -> C:
     """Build a config, turning validation errors into one clear line."""
     try:

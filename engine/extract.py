@@ -17,7 +17,6 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -36,10 +35,10 @@ from engine.events import (
     null_sink,
 )
 from engine.faces.align import alignment_matrix, transform_points, warp_face
-from engine.faces.backends import BackendChoice, FaceBackend, choose_backend, load_backend
+from engine.faces.backends import BackendChoice, choose_backend, load_backend
 from engine.faces.backends.dlib_backend import DlibBackend
 from engine.faces.finish import finish_face, init_worker, worker_ready
-from engine.faces.identity import Embedder, nearest_distance
+from engine.faces.identity import Embedder, nearest_distance, reference_embeddings
 from engine.faces.mask import hull_mask
 from engine.faces.pose import head_pose
 from engine.faces.quality import sharpness
@@ -121,24 +120,6 @@ def _make_pool(workers: int | None) -> Executor:
         mp_context=multiprocessing.get_context("spawn"),
         initializer=init_worker,
     )
-
-
-def _reference_embeddings(
-    paths: list[Path], backend: FaceBackend, embedder: Embedder
-) -> np.ndarray:
-    embeddings = []
-    for path in paths:
-        image = read_image(Path(path))
-        detections = backend.detect(image)
-        if not detections:
-            raise BadInputError(
-                f"no face found in reference photo {path}",
-                "use a clear, frontal photo of the person to keep",
-            )
-        best = max(detections, key=lambda d: d.width * d.height)
-        landmarks = backend.landmarks(image, [best.box])[0]
-        embeddings.append(embedder.embed(image, landmarks))
-    return np.stack(embeddings) if embeddings else np.zeros((0, 128), np.float32)
 
 
 class _Extraction:
@@ -228,7 +209,7 @@ class _Extraction:
         if isinstance(self.backend, DlibBackend):
             self.backend.set_min_face(config.min_face)
         self.embedder = Embedder()
-        self.references = _reference_embeddings(config.references, self.backend, self.embedder)
+        self.references = reference_embeddings(config.references, self.backend, self.embedder)
         self.tracker = Tracker(self.backend)
         return choice
 

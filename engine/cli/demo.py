@@ -19,16 +19,19 @@ def demo_command(
         Path | None,
         typer.Option(help="Folder with a/ and b/ (default: the checkout's sample_data)."),
     ] = None,
+    train_minutes: Annotated[
+        float, typer.Option(help="How long to train the demo model, in minutes.")
+    ] = 6.0,
     as_json: JsonOpt = False,
 ) -> None:
-    """Extract faces of both sample identities and print a summary."""
+    """Extract, train, convert, verify and score on the sample data; print where it all is."""
     from engine.demo import run_demo
     from engine.workspace import Workspace
 
     reporter = Reporter(as_json)
     try:
         with cancel_on_interrupt() as cancel:
-            results = run_demo(Workspace(workspace), sample_data, reporter, cancel)
+            results = run_demo(Workspace(workspace), sample_data, reporter, cancel, train_minutes)
     finally:
         reporter.close()
     if as_json:
@@ -40,5 +43,27 @@ def demo_command(
             f"({r['faces']} new from {r['frames']} images, {r['skipped']} skipped), "
             f"backend {r['backend']}"
         )
-    out_console.print(f"workspace: {results['workspace']}")
-    out_console.print("look at them: swapdeck faceset show a -w " + str(workspace))
+    t = results["train"]
+    out_console.print(
+        f"model [bold]demo[/]: step {t['steps']}, loss A {t['loss_a']:.4f}, "
+        f"loss B {t['loss_b']:.4f}, {t['examples_per_s']:.0f} examples/s"
+    )
+    c, v = results["convert"], results["verify"]
+    out_console.print(
+        f"converted: {c['faces_swapped']} faces in {c['frames']} frames; watermark read in "
+        f"{v['fraction']:.0%} of frames ({'marked' if v['marked'] else 'NOT marked'})"
+    )
+    avg = results["score"].get("average", {})
+    identity, expression = avg.get("identity") or {}, avg.get("expression") or {}
+    out_console.print(
+        f"score: identity retrieval {_num(identity.get('retrieval'))}, "
+        f"landmark NME {_num(expression.get('nme'))}"
+    )
+    out_console.print(f"video:   [bold]{results['output']}[/]")
+    out_console.print(f"scores:  {results['scores']}")
+    out_console.print(f"preview: {results['preview']}")
+    out_console.print(f"done in {results['seconds']:.0f} s; workspace {results['workspace']}")
+
+
+def _num(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "n/a"

@@ -5,9 +5,14 @@ Two faces of one person are usually closer than 0.6 in this space.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from engine.errors import BadInputError
+from engine.faces.backends.base import FaceBackend
 from engine.faces.models import RECOGNITION, dlib_model
+from engine.media.images import read_image
 
 SAME_PERSON = 0.6
 
@@ -53,3 +58,20 @@ def nearest_distance(embedding: np.ndarray, references: np.ndarray) -> float:
     if len(references) == 0:
         return float("inf")
     return float(np.linalg.norm(references - embedding[None, :], axis=1).min())
+
+
+def reference_embeddings(paths: list[Path], backend: FaceBackend, embedder: Embedder) -> np.ndarray:
+    """One embedding per photo, of its largest face; a photo without a face is bad input."""
+    embeddings = []
+    for path in paths:
+        image = read_image(Path(path))
+        detections = backend.detect(image)
+        if not detections:
+            raise BadInputError(
+                f"no face found in reference photo {path}",
+                "use a clear, frontal photo of the person to keep",
+            )
+        best = max(detections, key=lambda d: d.width * d.height)
+        landmarks = backend.landmarks(image, [best.box])[0]
+        embeddings.append(embedder.embed(image, landmarks))
+    return np.stack(embeddings) if embeddings else np.zeros((0, 128), np.float32)

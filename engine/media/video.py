@@ -99,7 +99,7 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0][:160]
 
 
-def _upright(frame: av.VideoFrame) -> np.ndarray:
+def upright_rgb(frame: av.VideoFrame) -> np.ndarray:
     rgb = frame.to_ndarray(format="rgb24")
     # Phone videos store the picture sideways plus a display rotation (degrees
     # counter-clockwise); honour it so faces are upright.
@@ -131,6 +131,6 @@ class VideoReader:
                     self.decoded = index + 1
                     if index % self.every or index in self.skip:
                         continue
-                    yield index, _upright(frame)
+                    yield index, upright_rgb(frame)
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             self.error = f"decoding stopped after frame {self.decoded} ({_short(exc)})"

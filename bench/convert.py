@@ -1,0 +1,139 @@
+"""Convert benchmark: swap speed against decode+encode alone, and memory against length.
+
+    python bench/convert.py [--train-steps 150]
+
+Sets up a throw-away workspace (extract the sample identities, train `tiny`
+briefly), then on the sample clip prints, measured in this run:
+  1. decode + encode alone (no faces, no watermark): frames/s through the
+     same PyAV reader and writer convert uses, audio copied;
+  2. the full convert with `tiny` (find faces, smooth, swap, blend,
+     watermark, encode): frames/s, and its ratio to (1);
+  3. peak resident memory of a convert of the clip and of the clip looped
+     5 times (each in a fresh process), and their ratio (target <= 1.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CLIP = ROOT / "sample_data" / "clip_a.mp4"
+
+
+def prepare(ws_root: Path, steps: int) -> None:
+    from engine.config import ExtractConfig, RunSettings, build
+    from engine.extract import extract
+    from engine.train.loop import train
+    from engine.workspace import Workspace
+
+    ws = Workspace(ws_root)
+    for name in ("a", "b"):
+        extract(
+            build(
+                ExtractConfig, sources=[ROOT / "sample_data" / name], faceset=name, backend="dlib"
+            ),
+            ws,
+        )
+    run = build(RunSettings, steps=steps, save_every=steps, preview_every=10**6, snapshot_every=0)
+    train(ws, "bench", {"preset": "tiny", "faceset_a": "a", "faceset_b": "b"}, run)
+
+
+def decode_encode(clip: Path, out: Path) -> tuple[int, float]:
+    from engine.convert.video_io import VideoOutput, decode, open_input
+
+    start = time.perf_counter()
+    video = open_input(clip, None, None)
+    output = VideoOutput(out, "mp4", video)
+    frames = 0
+    for frame in decode(video):
+        output.write(frame.rgb, frame.pts)
+        frames += 1
+    output.close()
+    return frames, time.perf_counter() - start
+
+
+def looped(clip: Path, times: int, out: Path) -> Path:
+    """The clip's video `times` over (audio copied once), re-encoded."""
+    import av
+
+    with av.open(str(out), "w") as dst:
+        stream = None
+        pts = 0
+        for _ in range(times):
+            with av.open(str(clip)) as src:
+                vin = src.streams.video[0]
+                if stream is None:
+                    stream = dst.add_stream("libx264", rate=vin.average_rate)
+                    stream.width, stream.height = vin.codec_context.width, vin.codec_context.height
+                    stream.pix_fmt = "yuv420p"
+                for frame in src.decode(vin):
+                    new = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), "rgb24")
+                    new.pts, pts = pts, pts + 1
+                    for packet in stream.encode(new):
+                        dst.mux(packet)
+        assert stream is not None
+        for packet in stream.encode():
+            dst.mux(packet)
+    return out
+
+
+_CHILD = """
+import json, sys, time
+sys.path.insert(0, {root!r})
+from pathlib import Path
+from engine.config import ConvertConfig, build
+from engine.convert import convert
+from engine.workspace import Workspace
+start = time.perf_counter()
+result = convert(build(ConvertConfig, input=Path({src!r}), output=Path({out!r}), model="bench",
+                       backend="dlib", overwrite=True), Workspace({ws!r}))
+seconds = time.perf_counter() - start
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(json.dumps({{"frames": result["frames"], "seconds": seconds, "peak_kb": peak}}))
+"""
+
+
+def convert_in_child(ws: Path, src: Path, out: Path) -> dict:
+    code = _CHILD.format(root=str(ROOT), src=str(src), out=str(out), ws=str(ws))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--train-steps", type=int, default=150)
+    parser.add_argument("--loops", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        ws = tmp / "ws"
+        prepare(ws, args.train_steps)
+        frames, seconds = decode_encode(CLIP, tmp / "plain.mp4")
+        plain = frames / seconds
+        print(f"decode+encode alone: {frames} frames, {plain:.1f} frames/s")
+        one = convert_in_child(ws, CLIP, tmp / "one.mp4")
+        rate = one["frames"] / one["seconds"]
+        print(
+            f"convert (tiny):      {one['frames']} frames, {rate:.1f} frames/s, "
+            f"ratio to decode+encode {rate / plain:.2f}"
+        )
+        long_clip = looped(CLIP, args.loops, tmp / "looped.mp4")
+        many = convert_in_child(ws, long_clip, tmp / "many.mp4")
+        print(
+            f"peak memory, clip x1: {one['peak_kb'] / 1024:.0f} MiB; "
+            f"x{args.loops} ({many['frames']} frames): {many['peak_kb'] / 1024:.0f} MiB"
+        )
+        print(
+            f"memory ratio x{args.loops}/x1 {many['peak_kb'] / one['peak_kb']:.2f} (target <= 1.1)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""The convert stage: footage of A in, the same footage with B's face out, marked synthetic.
+
+Video runs as a pipeline: a thread decodes ahead, the main thread finds faces,
+steadies them over time and swaps them in batches, a small pool watermarks
+finished frames, and a writer thread encodes them and copies the audio
+across. Every queue between them is bounded, so memory stays flat however
+long the video is. The output is written under a temporary name and renamed
+into place only when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.config import ConvertConfig
+from engine.convert.blend import BlendSettings
+from engine.convert.faces import IdentityFilter, ManifestFaces
+from engine.convert.smooth import Face, Frame, Smoother
+from engine.convert.swap import FaceSwapper
+from engine.convert.video_io import FORMATS, DecodedFrame, VideoOutput, decode, open_input
+from engine.errors import BadInputError, CancelledError, NotFoundError, WorkspaceError
+from engine.events import CancelToken, Finished, Info, Progress, Sink, Started, Warning, null_sink
+from engine.faces.finder import FaceFinder
+from engine.faces.identity import Embedder, reference_embeddings
+from engine.faceset import Faceset
+from engine.media.images import IMAGE_EXTS, is_image_path, read_image
+from engine.media.prefetch import prefetch
+from engine.media.video import is_video_path
+from engine.train.inference import TrainedModel, faceset_coverage, load_trained
+from engine.workspace import Workspace, atomic_path, atomic_write_bytes
+
+_PROGRESS_EVERY_S = 0.25
+_SWAP_FRAMES = 8  # frames swapped per model batch
+_WRITE_AHEAD = 8  # frames queued for watermarking and encoding
+
+
+@dataclass
+class _Setup:
+    model: TrainedModel
+    swapper: FaceSwapper
+    finder: FaceFinder | None
+    detail: dict[str, Any]
+
+
+def _check_output(config: ConvertConfig, kind: str) -> None:
+    out, src = config.output, config.input
+    if out.resolve() == src.resolve():
+        raise BadInputError("OUTPUT is the INPUT", "write the result somewhere else")
+    if out.exists() and not config.overwrite:
+        raise BadInputError(f"{out} already exists", "add --overwrite to replace it")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise BadInputError(f"folder {parent} does not exist", "create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise WorkspaceError(f"cannot write to folder {parent}", "choose a folder you can write")
+    suffix = out.suffix.lower()
+    if config.preview_frames:
+        if suffix != ".png":
+            raise BadInputError("with --preview-frames, OUTPUT is a .png", "name it e.g. tune.png")
+    elif kind == "video" and suffix not in FORMATS:
+        raise BadInputError(
+            f"cannot tell the video format from {out.name}",
+            f"end OUTPUT with one of {', '.join(sorted(FORMATS))}",
+        )
+    elif kind == "image" and suffix not in IMAGE_EXTS:
+        raise BadInputError(f"{out.name} is not an image name", "end it with .png or .jpg")
+
+
+def _input_kind(path: Path) -> str:
+    if not path.exists():
+        raise NotFoundError(f"{path} does not exist", "check the path")
+    if path.is_dir():
+        return "folder"
+    if is_image_path(path):
+        return "image"
+    # Anything else is tried as a video: containers do not always have telling names.
+    return "video"
+
+
+def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool) -> _Setup:
+    model = load_trained(workspace, config.model, config.device)
+    source_side, identity = ("a", "b") if config.direction == "a-to-b" else ("b", "a")
+    source = model.settings.faceset_a if source_side == "a" else model.settings.faceset_b
+    coverage = faceset_coverage(workspace, source)
+    crop_size = model.size
+    if (workspace.faceset_dir(source) / "faceset.sqlite").exists():
+        with Faceset.open(workspace.faceset_dir(source)) as faceset:
+            crop_size = faceset.size or model.size
+    mask = config.mask
+    if mask == "auto":
+        mask = "learned" if model.learns_mask else "hull"
+    if mask == "learned" and not model.learns_mask:
+        raise BadInputError(
+            f"model {model.name} does not learn masks", "use --mask hull (or --mask auto)"
+        )
+    finder = None
+    embedder = None
+    references = np.zeros((0, 128), np.float32)
+    if config.references or not video or config.start is not None:
+        finder = FaceFinder(config.backend, device=config.device)
+    if config.references:
+        embedder = Embedder()
+        assert finder is not None
+        references = reference_embeddings(config.references, finder.backend, embedder)
+    blend = BlendSettings(
+        erode=config.erode, blur=config.blur, color=config.color, seamless=config.seamless
+    )
+    swapper = FaceSwapper(
+        model,
+        identity,
+        crop_size,
+        coverage,
+        mask == "learned",
+        blend,
+        IdentityFilter(references, config.threshold, embedder),
+        config.batch_size,
+    )
+    detail = {
+        "model": model.name,
+        "step": model.step,
+        "direction": config.direction,
+        "mask": mask,
+        "color": config.color,
+        "device": str(model.device),
+        "input": str(config.input),
+        "output": str(config.output),
+    }
+    return _Setup(model, swapper, finder, detail)
+
+
+class _Progress:
+    def __init__(self, sink: Sink, total: int | None) -> None:
+        self.sink, self.total = sink, total
+        self._last = 0.0
+
+    def __call__(self, done: int, swapped: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= _PROGRESS_EVERY_S:
+            self._last = now
+            self.sink(
+                Progress(
+                    stage="convert",
+                    done=done,
+                    total=self.total,
+                    unit="frames",
+                    counts={"faces_swapped": swapped},
+                )
+            )
+
+
+# ---- video ------------------------------------------------------------------------------
+
+
+class _Writer:
+    """Watermarks frames in a small pool and encodes them, in order, on a thread of its own."""
+
+    def __init__(self, output: VideoOutput) -> None:
+        from engine.provenance import mark_frame
+
+        self._mark = mark_frame
+        self._output = output
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="watermark")
+        self._queue: queue.Queue[tuple[Future[np.ndarray], int] | None] = queue.Queue(
+            maxsize=_WRITE_AHEAD
+        )
+        self.error: BaseException | None = None
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                future, pts = item
+                self._output.write(future.result(), pts)
+                self.written += 1
+        except BaseException as exc:  # raised again in the main thread
+            self.error = exc
+            while self._queue.get() is not None:  # let the producer finish
+                pass
+
+    def put(self, rgb: np.ndarray, pts: int) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put((self._pool.submit(self._mark, rgb), pts))
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._pool.shutdown()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._pool.shutdown(cancel_futures=True)
+
+
+def _found_faces(
+    frames: Iterator[DecodedFrame], setup: _Setup, manifest: ManifestFaces | None
+) -> Iterator[tuple[DecodedFrame, list[np.ndarray]]]:
+    if manifest is not None:
+        for frame in frames:
+            yield frame, manifest.landmarks(frame.index)
+        return
+    assert setup.finder is not None
+    batch_size = max(1, setup.finder.backend.batch_size)
+    batch: list[DecodedFrame] = []
+
+    def flush() -> Iterator[tuple[DecodedFrame, list[np.ndarray]]]:
+        assert setup.finder is not None
+        found = setup.finder.find_batch([f.rgb for f in batch], video=True)
+        for frame, faces in zip(batch, found, strict=True):
+            yield frame, [f.landmarks for f in faces]
+        batch.clear()
+
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) >= batch_size:
+            yield from flush()
+    if batch:
+        yield from flush()
+
+
+def _convert_video(
+    config: ConvertConfig, workspace: Workspace, sink: Sink, cancel: CancelToken
+) -> dict[str, Any]:
+    video = open_input(config.input, config.start, config.end)
+    manifest = None if config.start is not None else ManifestFaces.find(workspace, config.input)
+    setup = _setup(config, workspace, sink, video=manifest is not None)
+    if manifest is None and setup.finder is None:
+        setup.finder = FaceFinder(config.backend, device=config.device)
+    setup.detail.update(
+        frames=video.frames,
+        faces_from=f"faceset {manifest.name}" if manifest else "found on the fly",
+    )
+    sink(Started(stage="convert", detail=setup.detail))
+    if video.width % 2 or video.height % 2:
+        sink(Info(message=f"odd frame size {video.width}x{video.height}: encoding H.264 4:4:4"))
+    progress = _Progress(sink, video.frames or None)
+    swapper = setup.swapper
+    smoother = Smoother(config.smooth)
+    started = time.monotonic()
+    try:
+        with atomic_path(config.output) as tmp:
+            output = VideoOutput(tmp, FORMATS[config.output.suffix.lower()], video)
+            writer = _Writer(output)
+            try:
+                pending: list[Frame] = []
+
+                def swap_and_write(ready: list[Frame], final: bool = False) -> None:
+                    pending.extend(ready)
+                    if len(pending) < _SWAP_FRAMES and not final:
+                        return
+                    swapper.swap([(f.payload.rgb, f.faces) for f in pending])
+                    for f in pending:
+                        writer.put(f.payload.rgb, f.payload.pts)
+                    pending.clear()
+                    progress(swapper.tally.frames, swapper.tally.faces_swapped)
+
+                frames = prefetch(decode(video), depth=4)
+                for frame, landmarks in _found_faces(frames, setup, manifest):
+                    if cancel.cancelled:
+                        raise CancelledError(
+                            f"convert cancelled after {swapper.tally.frames} frames; "
+                            f"nothing was written to {config.output}",
+                            "run it again",
+                        )
+                    faces = [Face(lm) for lm in landmarks]
+                    swap_and_write(smoother.push(Frame(frame.index, frame, faces)))
+                swap_and_write(smoother.flush(), final=True)
+                writer.finish()
+                output.close()
+            except BaseException:
+                writer.abort()
+                output.abort()
+                raise
+    finally:
+        if manifest is not None:
+            manifest.close()
+    progress(swapper.tally.frames, swapper.tally.faces_swapped, force=True)
+    return _finish(config, sink, swapper, started, video.undecodable, audio=output.audio_streams)
+
+
+def _finish(
+    config: ConvertConfig,
+    sink: Sink,
+    swapper: FaceSwapper,
+    started: float,
+    undecodable: int,
+    audio: int | None = None,
+) -> dict[str, Any]:
+    tally = swapper.tally
+    seconds = time.monotonic() - started
+    if undecodable:
+        sink(
+            Warning(
+                message=f"{undecodable} frame(s) of {config.input} could not be decoded",
+                hint="they were skipped; the output has that many fewer frames",
+            )
+        )
+    if tally.frames and tally.faces_swapped == 0:
+        sink(
+            Warning(
+                message=f"no face was swapped in {tally.frames} frames "
+                f"({tally.frames_without_face} without a face, {tally.faces_kept} not chosen)",
+                hint="the output equals the input (marked as processed)",
+            )
+        )
+    result: dict[str, Any] = {
+        "frames": tally.frames,
+        "faces_swapped": tally.faces_swapped,
+        "faces_not_chosen": tally.faces_kept,
+        "frames_without_face": tally.frames_without_face,
+        "undecodable_frames": undecodable,
+        "output": str(config.output),
+        "seconds": round(seconds, 3),
+        "frames_per_s": round(tally.frames / seconds, 3) if seconds > 0 else 0.0,
+    }
+    if audio is not None:
+        result["audio_streams"] = audio
+    sink(Finished(stage="convert", result=result))
+    return result
+
+
+# ---- images -----------------------------------------------------------------------------
+
+
+def _image_items(config: ConvertConfig, kind: str) -> list[Path]:
+    if kind == "image":
+        return [config.input]
+    from engine.media.sources import _natural_key
+
+    try:
+        entries = sorted(config.input.iterdir(), key=_natural_key)
+    except OSError as exc:
+        raise BadInputError(f"cannot list {config.input} ({exc.strerror})", "check it") from None
+    images = [p for p in entries if p.is_file() and is_image_path(p)]
+    if not images:
+        raise BadInputError(f"{config.input} holds no images", "give a folder of photos")
+    return images
+
+
+def _swap_image(setup: _Setup, image: np.ndarray) -> np.ndarray:
+    assert setup.finder is not None
+    image = np.array(image)  # a writable copy: decoders may hand out read-only buffers
+    setup.finder.reset()
+    faces = [Face(f.landmarks, chain=i) for i, f in enumerate(setup.finder.find(image, False))]
+    setup.swapper.chooser.reset()  # chains are per image here
+    setup.swapper.swap([(image, faces)])
+    return image
+
+
+def _convert_images(
+    config: ConvertConfig, workspace: Workspace, sink: Sink, cancel: CancelToken, kind: str
+) -> dict[str, Any]:
+    from engine.provenance import encode_image, mark_frame
+
+    items = _image_items(config, kind)
+    setup = _setup(config, workspace, sink, video=False)
+    setup.detail.update(frames=len(items), faces_from="found on the fly")
+    sink(Started(stage="convert", detail=setup.detail))
+    progress = _Progress(sink, len(items))
+    started = time.monotonic()
+    bad = 0
+
+    def converted() -> Iterator[tuple[Path, bytes]]:
+        nonlocal bad
+        for path in items:
+            if cancel.cancelled:
+                raise CancelledError(
+                    f"convert cancelled; nothing was written to {config.output}", "run it again"
+                )
+            try:
+                image = read_image(path)
+            except BadInputError as exc:
+                bad += 1
+                sink(Warning(message=exc.message, hint="skipped"))
+                continue
+            out = mark_frame(_swap_image(setup, image))
+            suffix = config.output.suffix if kind == "image" else path.suffix
+            yield path, encode_image(out, suffix)
+            progress(setup.swapper.tally.frames, setup.swapper.tally.faces_swapped)
+
+    if kind == "image":
+        for _, data in converted():
+            atomic_write_bytes(config.output, data)
+    else:
+        _write_folder(config, converted())
+    progress(setup.swapper.tally.frames, setup.swapper.tally.faces_swapped, force=True)
+    return _finish(config, sink, setup.swapper, started, bad)
+
+
+def _write_folder(config: ConvertConfig, files: Iterator[tuple[Path, bytes]]) -> None:
+    """Fill a hidden folder beside OUTPUT, then rename it into place."""
+    out = config.output
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        for path, data in files:
+            (tmp / path.name).write_bytes(data)
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+            os.replace(out, old / out.name)
+            os.replace(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ---- entry point ------------------------------------------------------------------------
+
+
+def convert(
+    config: ConvertConfig,
+    workspace: Workspace,
+    sink: Sink = null_sink,
+    cancel: CancelToken | None = None,
+) -> dict[str, Any]:
+    """Swap the faces in config.input into config.output; returns the Finished result."""
+    cancel = cancel or CancelToken()
+    kind = _input_kind(config.input)
+    if kind == "video" and not is_video_path(config.input):
+        sink(Info(message=f"{config.input.name}: not a known video name, trying it as one"))
+    _check_output(config, "image" if kind == "image" else kind)
+    if config.preview_frames:
+        from engine.convert.preview import render_preview
+
+        setup = _setup(config, workspace, sink, video=False)
+        return render_preview(config, setup.swapper, setup.finder, sink, kind, cancel)
+    if kind == "video":
+        return _convert_video(config, workspace, sink, cancel)
+    return _convert_images(config, workspace, sink, cancel, kind)
