@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from clips import short_clip
 from typer.testing import CliRunner
 
 from engine.cli import app
@@ -21,27 +22,54 @@ def run(*args: object) -> tuple[int, str]:
     return result.exit_code, result.stdout
 
 
+PHOTOS = 28  # enough to train on (25), few enough to extract in seconds
+
+
 @pytest.fixture(scope="module")
 def small_sample(tmp_path_factory) -> Path:
-    """sample_data with 4 images per identity, so the demo runs in seconds."""
+    """sample_data cut down (28 photos per identity, a 1.2 s clip) so the demo takes seconds."""
     root = tmp_path_factory.mktemp("small_sample")
     for name in ("a", "b"):
         (root / name).mkdir()
-        for p in sorted((SAMPLE / name).glob("*.jpg"))[:4]:
+        for p in sorted((SAMPLE / name).glob("*.jpg"))[:PHOTOS]:
             shutil.copy(p, root / name / p.name)
+    short_clip(root / "clip_a.mp4", 1.2)
     return root
 
 
-@pytest.fixture(scope="module")
-def demo_ws(tmp_path_factory, small_sample) -> Path:
-    ws = tmp_path_factory.mktemp("demo") / "ws"
-    code, out = run("demo", "-w", ws, "--sample-data", small_sample, "--json")
+def demo(ws: Path, small_sample: Path) -> dict:
+    code, out = run(
+        "demo", "-w", ws, "--sample-data", small_sample, "--train-minutes", "0.15", "--json"
+    )
     assert code == 0, out
     events = [json.loads(line) for line in out.splitlines()]
     assert events[-1]["type"] == "finished" and events[-1]["stage"] == "demo"
-    result = events[-1]["result"]
-    assert result["a"]["total_faces"] >= 4 and result["b"]["total_faces"] >= 4
-    return ws
+    return events[-1]["result"]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory, small_sample) -> tuple[Path, dict]:
+    ws = tmp_path_factory.mktemp("demo") / "ws"
+    return ws, demo(ws, small_sample)
+
+
+@pytest.fixture(scope="module")
+def demo_ws(demo_run) -> Path:
+    return demo_run[0]
+
+
+def test_demo_runs_the_whole_pipeline(demo_run):
+    ws, result = demo_run
+    assert result["a"]["total_faces"] >= 25 and result["b"]["total_faces"] >= 25
+    assert result["train"]["steps"] > 10
+    assert (ws / "models" / "demo" / "checkpoint.safetensors").is_file()
+    assert result["convert"]["frames"] == 30
+    assert result["convert"]["faces_swapped"] >= 25
+    assert Path(result["output"]).is_file() and result["verify"]["marked"]
+    video = result["score"]["videos"][0]
+    assert video["faces"] >= 25
+    assert video["expression"]["nme"] is not None
+    assert json.loads(Path(result["scores"]).read_text()) == result["score"]
 
 
 def test_demo_writes_both_facesets_and_remembers_them(demo_ws):
@@ -51,12 +79,13 @@ def test_demo_writes_both_facesets_and_remembers_them(demo_ws):
     assert "[facesets.a]" in toml and "[facesets.b]" in toml
 
 
-def test_demo_rerun_resumes_and_adds_nothing(demo_ws, small_sample):
-    code, out = run("demo", "-w", demo_ws, "--sample-data", small_sample, "--json")
-    assert code == 0
-    result = json.loads(out.splitlines()[-1])["result"]
+def test_demo_rerun_resumes_and_adds_nothing(demo_run, small_sample, tmp_path):
+    ws = tmp_path / "ws"
+    shutil.copytree(demo_run[0], ws)
+    result = demo(ws, small_sample)
     assert result["a"]["faces"] == 0 and result["a"]["frames"] == 0
-    assert result["a"]["total_faces"] >= 4
+    assert result["a"]["total_faces"] >= 25
+    assert result["train"]["steps"] > demo_run[1]["train"]["steps"]  # training went on
 
 
 def test_faceset_list_and_show(demo_ws):
@@ -64,13 +93,13 @@ def test_faceset_list_and_show(demo_ws):
     assert code == 0
     rows = {r["name"]: r for r in json.loads(out)}
     assert set(rows) == {"a", "b"}
-    assert rows["a"]["faces"] >= 4 and rows["a"]["size"] == 256
+    assert rows["a"]["faces"] >= 25 and rows["a"]["size"] == 256
 
     code, out = run("faceset", "show", "a", "-w", demo_ws, "--json")
     assert code == 0
     info = json.loads(out)
     assert info["faces"] == len(info["items"]) == rows["a"]["faces"]
-    assert len(info["sources"]) == 4
+    assert len(info["sources"]) == PHOTOS
     assert info["blur"]["min"] <= info["blur"]["median"] <= info["blur"]["max"]
 
     code, out = run("faceset", "show", "a", "-w", demo_ws)
