@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.markup import escape
 
 from engine.cli.common import (
     JsonOpt,
@@ -18,7 +19,9 @@ from engine.cli.common import (
     err_console,
     guarded,
     out_console,
+    print_json,
 )
+from engine.errors import BadInputError
 
 Preset = Literal["tiny", "original", "hd"]
 Layout = Literal["df", "liae"]
@@ -81,6 +84,12 @@ def train_command(
         bool, typer.Option("--resume/--no-resume", help="Go on from the last checkpoint.")
     ] = True,
     gpus: Annotated[int, typer.Option(help="Processes to train with under torchrun (DDP).")] = 1,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", help="Run as a background job that outlives this terminal; print its id."
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train a shared-encoder, two-decoder swap model on facesets A and B."""
@@ -88,6 +97,11 @@ def train_command(
     from engine.train.loop import train
     from engine.workspace import Workspace
 
+    if detach and gpus > 1:
+        raise BadInputError(
+            "--detach runs one process; it cannot launch torchrun for --gpus",
+            "for several GPUs run 'swapdeck train --gpus N' inside tmux or under nohup",
+        )
     if gpus > 1 and "WORLD_SIZE" not in os.environ:
         args = _rebuild_args(locals())
         raise typer.Exit(_launch_torchrun(gpus, args))
@@ -115,6 +129,9 @@ def train_command(
         "loss": loss,
         "seed": seed,
     }
+    if detach:
+        _start_job(workspace, model, requested, run, as_json)
+        return
     is_main = os.environ.get("RANK", "0") == "0"
     reporter = Reporter(as_json and is_main)
     try:
@@ -130,6 +147,26 @@ def train_command(
         )
         out_console.print(f"checkpoint: {result['checkpoint']}")
         out_console.print(f"preview: {result['preview']}")
+
+
+def _start_job(workspace: Path, model: str, requested: dict, run: object, as_json: bool) -> None:
+    from engine.jobs import start_train
+    from engine.workspace import Workspace
+
+    job = start_train(Workspace(workspace), model, requested, run)  # type: ignore[arg-type]
+    if as_json:
+        print_json(job.to_dict())
+    else:
+        out_console.print(job.id, highlight=False)
+        err_console.print(
+            f"training {model} in the background as job {job.id} ({job.state}); "
+            f"follow it with 'swapdeck jobs attach {job.id} -w {workspace}'",
+            highlight=False,
+        )
+    if job.state == "failed":
+        if not as_json:
+            err_console.print(f"[bold red]error:[/] {escape(job.reason)}", highlight=False)
+        raise typer.Exit(job.exit_code or 1)
 
 
 def _rebuild_args(values: dict[str, object]) -> list[str]:

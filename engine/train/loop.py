@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import resource
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +34,7 @@ from engine.events import (
     Warning,
     null_sink,
 )
+from engine.locks import model_lock
 from engine.train import dist
 from engine.train.allocator import keep_freed_memory
 from engine.train.augment import Augmenter, AugmentSpec
@@ -120,6 +122,7 @@ class Trainer:
         sink: Sink = null_sink,
         cancel: CancelToken | None = None,
         step_hook: StepHook | None = None,
+        save_request: threading.Event | None = None,
     ) -> None:
         self.workspace = workspace
         self.name = name
@@ -127,6 +130,8 @@ class Trainer:
         self.run = run
         self.cancel = cancel or CancelToken()
         self.step_hook = step_hook
+        # Set from another thread or a signal handler: checkpoint at the next step.
+        self.save_request = save_request
         self.info = dist.from_environment()
         # Only rank 0 speaks and writes.
         self.sink = sink if self.info.is_main else null_sink
@@ -228,7 +233,11 @@ class Trainer:
         if self.scaler.is_enabled():
             info["scaler_scale"] = float(self.scaler.get_scale())
         save_checkpoint(self.paths.checkpoint, self.model, self.optimizer, rng, info)
-        self.sink(Saved(path=str(self.paths.checkpoint), what=f"checkpoint at step {self.step}"))
+        self.sink(
+            Saved(
+                path=str(self.paths.checkpoint), what=f"checkpoint at step {self.step} ({reason})"
+            )
+        )
         every = self.run.snapshot_every
         if every and self.step % every == 0 and self.step > 0:
             keep_snapshot(self.paths.checkpoint, self.step)
@@ -320,13 +329,17 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         self.board = None
-        try:
-            self._prepare()
-            return self._fit()
-        finally:
-            if self.board is not None:
-                self.board.close()
-            dist.stop(self.info)
+        with contextlib.ExitStack() as stack:
+            if self.info.is_main:
+                self.workspace.ensure()
+                stack.enter_context(model_lock(self.workspace, self.name))
+            try:
+                self._prepare()
+                return self._fit()
+            finally:
+                if self.board is not None:
+                    self.board.close()
+                dist.stop(self.info)
 
     def _fit(self) -> dict[str, Any]:
         run, s = self.run, self.settings
@@ -394,7 +407,12 @@ class Trainer:
                 self._report(losses, examples_per_s, per_step)
             if self.step % run.preview_every == 0:
                 self._preview()
-            if self.step % run.save_every == 0 and self.step < run.steps:
+            asked = self.save_request is not None and self.save_request.is_set()
+            if dist.all_agree(asked, self.info, self.device):
+                if self.save_request is not None:
+                    self.save_request.clear()
+                self._save("requested")
+            elif self.step % run.save_every == 0 and self.step < run.steps:
                 self._save("interval")
         self._save("stopped" if stopped else "end")
         self._preview()
@@ -469,6 +487,7 @@ def train(
     sink: Sink = null_sink,
     cancel: CancelToken | None = None,
     step_hook: StepHook | None = None,
+    save_request: threading.Event | None = None,
 ) -> dict[str, Any]:
     """Train (or go on training) model `name` in `workspace`.
 
@@ -476,9 +495,11 @@ def train(
     preset, size, layout, faceset_a, faceset_b, batch_size, lr, loss, seed. A
     new model is created from them; an existing one must not be contradicted.
     Emits Started, Metrics, Preview, Saved, Warning and Finished events; checks
-    `cancel` between steps and saves before returning.
+    `cancel` between steps and saves before returning; saves at the next step
+    whenever `save_request` is set (and clears it). Only one process at a time
+    may train a model: a second one is refused while the first holds the lock.
     """
-    return Trainer(workspace, name, requested, run, sink, cancel, step_hook).fit()
+    return Trainer(workspace, name, requested, run, sink, cancel, step_hook, save_request).fit()
 
 
 __all__ = ["ModelPaths", "ModelSettings", "TrainingDiverged", "train"]
