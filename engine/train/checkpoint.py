@@ -45,6 +45,18 @@ def _restore_optimizer(
     for index, values in meta.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    # Saved state is contiguous; a channels-last parameter (CUDA) needs its moments in the
+    # same layout, or the fused Adam kernel refuses the step.
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            slots = optimizer.state.get(param, {})
+            for key, value in slots.items():
+                if (
+                    isinstance(value, torch.Tensor)
+                    and value.shape == param.shape
+                    and value.stride() != param.stride()
+                ):
+                    slots[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def save_checkpoint(

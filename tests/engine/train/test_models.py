@@ -195,3 +195,31 @@ def test_small_map_conv_matches_torch_conv(
     ref_grads = torch.autograd.grad(ref, [x, conv.weight, conv.bias], grad_out)
     for got, want in zip(ours_grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_restored_adam_state_keeps_channels_last_layout(tmp_path):
+    """On CUDA the model is channels-last, and fused Adam needs its moments laid out alike;
+    checkpoints store them contiguous, so a resume must lay them out again (CPU shows it)."""
+    from torch import nn
+
+    from engine.train.checkpoint import load_checkpoint, save_checkpoint
+    from engine.train.loop import make_optimizer
+
+    def model_and_optimizer():
+        model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 4, 3))
+        model = model.to(memory_format=torch.channels_last)
+        return model, make_optimizer(model, 1e-3)
+
+    model, optimizer = model_and_optimizer()
+    model(torch.randn(2, 3, 12, 12)).sum().backward()
+    optimizer.step()
+    path = tmp_path / "checkpoint.safetensors"
+    save_checkpoint(path, model, optimizer, {}, {"step": 1})
+
+    model2, optimizer2 = model_and_optimizer()
+    load_checkpoint(path, model2, optimizer2)
+    for param, saved in zip(model2.parameters(), model.parameters(), strict=True):
+        for key, value in optimizer2.state[param].items():
+            if value.shape == param.shape:
+                assert value.stride() == param.stride(), key
+                assert torch.equal(value, optimizer.state[saved][key]), key
