@@ -28,6 +28,14 @@ _API = {
     "score": "engine.score",
     "verify": "engine.provenance",
     "run_demo": "engine.demo",
+    "start_train": "engine.jobs",
+    "list_jobs": "engine.jobs",
+    "get_job": "engine.jobs",
+    "active_job": "engine.jobs",
+    "follow": "engine.jobs",
+    "stop_job": "engine.jobs",
+    "save_now": "engine.jobs",
+    "gpu_stats": "engine.gpu",
 }
 
 __all__ = sorted(_API)

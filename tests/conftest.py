@@ -40,3 +40,15 @@ def tiny_model(sample_workspace: Workspace) -> str:
     run = build(RunSettings, steps=120, save_every=120, preview_every=1000, snapshot_every=0)
     train(sample_workspace, name, requested, run)
     return name
+
+
+@pytest.fixture
+def facesets_ws(sample_workspace: Workspace, tmp_path: Path) -> Path:
+    """A private workspace holding copies of the sample facesets `a` and `b`, no models:
+    jobs and screens may write there without touching the shared one."""
+    import shutil
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    shutil.copytree(sample_workspace.facesets_dir, root / "facesets")
+    return root

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli import convert, demo, doctor, extract, faceset, score, train, verify
+from engine.cli import convert, demo, doctor, extract, faceset, jobs, score, train, verify, wizard
 
 app = typer.Typer(
     name="swapdeck",
@@ -16,11 +16,13 @@ app = typer.Typer(
 app.command("extract")(extract.extract_command)
 app.add_typer(faceset.app, name="faceset")
 app.command("train")(train.train_command)
+app.add_typer(jobs.app, name="jobs")
 app.command("convert")(convert.convert_command)
 app.command("score")(score.score_command)
 app.command("verify")(verify.verify_command)
 app.command("doctor")(doctor.doctor_command)
 app.command("demo")(demo.demo_command)
+app.command("wizard")(wizard.wizard_command)
 
 
 def main() -> None:

@@ -68,14 +68,8 @@ def start(ws: Path, model: str, *extra: object) -> dict:
 
 
 @pytest.fixture
-def ws(sample_workspace: Workspace, tmp_path: Path) -> Path:
-    """A private copy of the sample workspace's facesets, so jobs here touch nothing else."""
-    import shutil
-
-    root = tmp_path / "ws"
-    root.mkdir()
-    shutil.copytree(sample_workspace.facesets_dir, root / "facesets")
-    return root
+def ws(facesets_ws: Path) -> Path:
+    return facesets_ws
 
 
 def test_job_runs_detached_and_attach_replays_then_follows(ws: Path) -> None:

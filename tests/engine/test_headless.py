@@ -13,6 +13,11 @@ MODULES = [
     "engine.doctor",
     "engine.faces.backends.fan",
     "engine.cli",
+    "engine.cli.wizard",
+    "engine.jobs",
+    "engine.gpu",
+    "engine.train.loop",
+    "engine.convert",
 ]
 
 

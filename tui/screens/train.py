@@ -1,0 +1,651 @@
+"""Train: pick a preset and facesets, start a detached training job, and watch it live.
+
+The job runs in its own process (engine.jobs), so it outlives this screen and the
+wizard: leaving, quitting or detaching only stops following it. Opening the screen
+while a job runs re-attaches to it, replaying its events so the chart shows the
+whole run. Following is a thread worker that reads the job's events file a few
+times a second and posts them as messages; the handlers own the widgets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
+
+from engine.config import RunSettings, build, read_toml
+from engine.errors import SwapdeckError
+from engine.events import CancelToken, Failed, Finished, Info, Metrics, Preview, Saved, Started
+from engine.events import Warning as EngineWarning
+from engine.jobs import Job
+from engine.workspace import Workspace, check_name
+from tui.widgets.gpu_panel import GpuPanel
+from tui.widgets.loss_chart import LossChart, Point
+from tui.widgets.preview_image import PreviewImage
+from tui.widgets.train_stats import StatsView, TrainStats
+
+PRESETS = ("tiny", "original", "hd")
+HD_SIZES = (128, 160, 192, 224, 256)
+LAYOUTS = ("df", "liae")
+ARCH_FIELDS = ("#preset", "#faceset-a", "#faceset-b", "#batch", "#size", "#layout")
+
+
+def run_settings_for(steps: int) -> RunSettings:
+    """Log, preview and save often enough that a short run still shows a curve and a face."""
+    log_every = max(1, min(10, steps // 50))
+    preview_every = max(log_every, min(100, steps // 4))
+    return build(
+        RunSettings,
+        steps=steps,
+        log_every=log_every,
+        preview_every=preview_every,
+        save_every=max(1, min(250, steps)),
+    )
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """models/<name>/metrics.jsonl, one record per logged step; bad lines are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    records = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and "step" in record:
+                records.append(record)
+    return records
+
+
+def points_of(records: list[dict[str, Any]]) -> list[Point]:
+    out = []
+    for r in records:
+        with contextlib.suppress(KeyError, TypeError, ValueError):
+            out.append((int(r["step"]), float(r["loss_a"]), float(r["loss_b"])))
+    return out
+
+
+# ---- messages from workers --------------------------------------------------------------
+
+
+class JobEvents(Message):
+    """Engine events of the followed job. A burst collapses into one message *without*
+    dropping any: replacing merges the event lists, so the chart gets every point."""
+
+    _seq = 0
+
+    def __init__(self, generation: int, events: list[Any]) -> None:
+        super().__init__()
+        JobEvents._seq += 1
+        self.seq = JobEvents._seq
+        self.generation = generation
+        self.events = events
+
+    def can_replace(self, message: Message) -> bool:
+        if not isinstance(message, JobEvents) or message.generation != self.generation:
+            return False
+        first, second = sorted((self, message), key=lambda m: m.seq)
+        first.events.extend(second.events)
+        second.events = first.events  # both share the merged list: whichever is kept has all
+        return True
+
+
+class Attached(Message):
+    def __init__(self, generation: int, job: Job | None, history: list[Point]) -> None:
+        super().__init__()
+        self.generation, self.job, self.history = generation, job, history
+
+
+class FollowEnded(Message):
+    def __init__(self, generation: int, job: Job) -> None:
+        super().__init__()
+        self.generation, self.job = generation, job
+
+
+class History(Message):
+    def __init__(self, model: str, records: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.model, self.records = model, records
+
+
+class JobStarted(Message):
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+
+
+class Note(Message):
+    def __init__(self, text: str, job: Job | None = None) -> None:
+        super().__init__()
+        self.text, self.job = text, job
+
+
+# ---- the screen ---------------------------------------------------------------------------
+
+
+class TrainScreen(Screen):
+    DEFAULT_CSS = """
+    TrainScreen #body { height: 1fr; }
+    TrainScreen #form { width: 32; padding: 0 1; border-right: solid $panel-lighten-2; }
+    TrainScreen .row { height: 1; margin-bottom: 0; }
+    TrainScreen .row > Label { width: 8; }
+    TrainScreen .row > Input, TrainScreen .row > Select { width: 1fr; }
+    TrainScreen .hd-only { display: none; }
+    TrainScreen.-hd .hd-only { display: block; }
+    TrainScreen #start { width: 100%; margin-top: 1; }
+    TrainScreen #job { height: auto; margin-top: 1; text-style: bold; }
+    TrainScreen #status { height: auto; }
+    TrainScreen #gpu { margin-top: 1; color: $text-muted; }
+    TrainScreen #live { width: 1fr; }
+    TrainScreen #bottom { height: 9; }
+    TrainScreen #stats { width: 24; padding: 0 1; }
+    TrainScreen #preview { width: 1fr; }
+    """
+
+    # Not a text field: while one has focus its letters are typed, and the Footer hides them.
+    AUTO_FOCUS = "#start"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "start", "Start"),
+        Binding("x", "stop", "Stop"),
+        Binding("n", "save_now", "Save now"),
+        Binding("d", "detach", "Detach"),
+        Binding("a", "attach", "Attach"),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
+
+    def __init__(self, workspace: Path) -> None:
+        super().__init__()
+        self.workspace = workspace
+        self.ws = Workspace(workspace)
+        self.job: Job | None = None  # the job shown (followed, or last followed)
+        self.following = False
+        self.stopping = False
+        self.starting = False
+        self._cancel: CancelToken | None = None
+        self._generation = 0
+        self._view = StatsView()
+        self._preview_due: Path | None = None
+        self._preview_read = 0.0
+        self._preview_stamp: tuple[Path, int] | None = None
+        self._shown_model: str | None = None
+
+    # ---- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        facesets = self.ws.faceset_names()
+        options = [(name, name) for name in facesets]
+        yield Header()
+        with Horizontal(id="body"):
+            with Vertical(id="form"):
+                yield self._row(
+                    "preset",
+                    Select(
+                        [(p, p) for p in PRESETS],
+                        value="tiny",
+                        allow_blank=False,
+                        compact=True,
+                        id="preset",
+                    ),
+                )
+                yield self._row("model", Input(self._default_model(), compact=True, id="model"))
+                yield self._row(
+                    "face A",
+                    Select(
+                        options,
+                        value=facesets[0] if facesets else Select.NULL,
+                        compact=True,
+                        id="faceset-a",
+                    ),
+                )
+                yield self._row(
+                    "face B",
+                    Select(
+                        options,
+                        value=facesets[1] if len(facesets) > 1 else Select.NULL,
+                        compact=True,
+                        id="faceset-b",
+                    ),
+                )
+                yield self._row("steps", Input("1000", type="integer", compact=True, id="steps"))
+                yield self._row(
+                    "batch", Input(placeholder="preset's", type="integer", compact=True, id="batch")
+                )
+                yield self._row(
+                    "size",
+                    Select(
+                        [(str(s), s) for s in HD_SIZES],
+                        value=128,
+                        allow_blank=False,
+                        compact=True,
+                        id="size",
+                    ),
+                    classes="hd-only",
+                )
+                yield self._row(
+                    "layout",
+                    Select(
+                        [(v, v) for v in LAYOUTS],
+                        value="df",
+                        allow_blank=False,
+                        compact=True,
+                        id="layout",
+                    ),
+                    classes="hd-only",
+                )
+                yield Button("Start training", id="start", compact=True, variant="primary")
+                yield Static("no job running", id="job")
+                yield Static("", id="status")
+                yield GpuPanel(id="gpu")
+            with Vertical(id="live"):
+                yield LossChart(id="chart")
+                with Horizontal(id="bottom"):
+                    yield TrainStats(id="stats")
+                    yield PreviewImage(id="preview")
+        yield Footer()
+
+    @staticmethod
+    def _row(label: str, control: Input | Select, classes: str = "") -> Horizontal:
+        return Horizontal(Label(label), control, classes=f"row {classes}".strip())
+
+    def _default_model(self) -> str:
+        """The most recently trained model, or a fresh name."""
+        models = self.ws.models_dir
+        found = sorted(
+            (p for p in models.glob("*/model.toml")) if models.is_dir() else [],
+            key=lambda p: p.parent.stat().st_mtime,
+        )
+        return found[-1].parent.name if found else "model"
+
+    def on_mount(self) -> None:
+        if len(self.ws.faceset_names()) < 2:
+            self._status("needs two facesets: extract faces first")
+        self._model_changed(self.query_one("#model", Input).value)
+
+    # ---- following a job --------------------------------------------------------------------
+
+    def on_screen_resume(self) -> None:
+        if not self.following and not self.starting:
+            self._follow_job(None)
+
+    def on_unmount(self) -> None:
+        self._stop_following()  # never the job itself: it runs on without us
+
+    def _follow_job(self, job: Job | None) -> None:
+        self._stop_following()
+        self._generation += 1
+        self._cancel = CancelToken()
+        self._follow_worker(self._generation, job, self._cancel)
+
+    def _stop_following(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
+            self._cancel = None
+        self.following = False
+
+    @work(thread=True, group="follow")
+    def _follow_worker(self, generation: int, job: Job | None, cancel: CancelToken) -> None:
+        """Find (or take) the running job, replay its history, then tail it until it ends."""
+        from engine import jobs
+
+        if job is None:
+            job = jobs.active_job(self.ws)
+        if job is None:
+            self.post_message(Attached(generation, None, []))
+            return
+        # Earlier runs of the model are only in metrics.jsonl; this run's events replay after.
+        earlier = points_of(read_metrics(self.ws.model_dir(job.model) / "metrics.jsonl"))
+        self.post_message(Attached(generation, job, earlier))
+        for event in jobs.follow(self.ws, job.id, cancel):
+            self.post_message(JobEvents(generation, [event]))
+        if not cancel.cancelled:
+            self.post_message(FollowEnded(generation, jobs.get_job(self.ws, job.id)))
+
+    def on_attached(self, message: Attached) -> None:
+        if message.generation != self._generation:
+            return
+        if message.job is None:
+            self._refresh_state()
+            return
+        self.job = message.job
+        self.following = True
+        self._view = StatsView()
+        self._set_model(message.job.model)
+        chart = self.query_one(LossChart)
+        chart.clear_points()
+        chart.add_points(message.history)
+        if message.history:
+            step, a, b = message.history[-1]
+            self._view = StatsView(step=step, loss_a=a, loss_b=b)
+        self._show_preview_soon(self.ws.model_dir(message.job.model) / "previews" / "latest.png")
+        self._refresh_state()
+
+    def on_job_events(self, message: JobEvents) -> None:
+        if message.generation != self._generation:
+            return
+        points: list[Point] = []
+        view = self._view
+        for event in message.events:
+            if isinstance(event, Metrics):
+                a, b = event.losses.get("a", float("nan")), event.losses.get("b", float("nan"))
+                points.append((event.step, a, b))
+                total = event.extra.get("total_steps")
+                view.step, view.loss_a, view.loss_b = event.step, a, b
+                view.total = int(total) if total else view.total
+                view.examples_per_s = event.examples_per_s
+                view.eta_s = event.extra.get("eta_s")
+                view.lr = event.extra.get("lr", view.lr)
+            elif isinstance(event, Started):
+                view.total = int(event.detail.get("steps") or 0) or view.total
+                if view.total:
+                    self.query_one("#steps", Input).value = str(view.total)
+                where = event.detail.get("device", "?")
+                self._status(f"{event.detail.get('preset')} on {where}")
+            elif isinstance(event, Preview):
+                self._show_preview_soon(Path(event.path))
+            elif isinstance(event, Saved):
+                self._status(f"saved {event.what}")
+            elif isinstance(event, EngineWarning):
+                self._status(f"warning: {event.message}\n{event.hint}", "yellow")
+            elif isinstance(event, Info):
+                self._status(event.message)
+            elif isinstance(event, Finished):
+                view.eta_s = 0.0
+                word = "stopped" if event.result.get("stopped") else "finished"
+                self._status(f"{word} at step {event.result.get('steps')}; checkpoint saved")
+            elif isinstance(event, Failed):
+                self._status(f"failed: {event.message}\n{event.hint}", "red")
+        self.query_one(LossChart).add_points(points)
+        self.query_one(TrainStats).show(view)
+
+    def on_follow_ended(self, message: FollowEnded) -> None:
+        if message.generation != self._generation:
+            return
+        self.job = message.job
+        self.following = False
+        self._cancel = None
+        if message.job.state == "failed" and message.job.reason:
+            self._status(f"failed: {message.job.reason}", "red")
+        self._refresh_state()
+
+    # ---- previews: read at most every few seconds, however many events named one ---------
+
+    PREVIEW_EVERY_S = 2.0
+
+    def _show_preview_soon(self, path: Path) -> None:
+        if self._preview_due is None:
+            wait = max(0.3, self._preview_read + self.PREVIEW_EVERY_S - time.monotonic())
+            self.set_timer(wait, self._load_preview)
+        self._preview_due = path
+
+    def _load_preview(self) -> None:
+        path, self._preview_due = self._preview_due, None
+        try:
+            stamp = (path, path.stat().st_mtime_ns) if path is not None else None
+        except OSError:
+            return
+        if stamp is not None and stamp != self._preview_stamp:  # a new grid, not a replay
+            self._preview_read = time.monotonic()
+            if self.query_one(PreviewImage).load(stamp[0]):
+                self._preview_stamp = stamp
+
+    # ---- the form ---------------------------------------------------------------------------
+
+    def _set_model(self, name: str) -> None:
+        field = self.query_one("#model", Input)
+        if field.value != name:
+            field.value = name  # its Changed event refills the form
+        else:
+            self._model_changed(name)
+
+    @on(Input.Changed, "#model")
+    def _model_input(self, event: Input.Changed) -> None:
+        self._model_changed(event.value)
+
+    def _model_changed(self, name: str) -> None:
+        """An existing model keeps its frozen settings: show them, and its chart when idle."""
+        toml = self._model_toml(name)
+        frozen = toml is not None
+        if frozen:
+            with contextlib.suppress(SwapdeckError):
+                self._fill_from(read_toml(toml))
+        for selector in ARCH_FIELDS:
+            self.query_one(selector).disabled = frozen or self.following
+        if not self.following and name != self._shown_model:
+            self._shown_model = name
+            self._history_worker(name)
+
+    def _model_toml(self, name: str) -> Path | None:
+        try:
+            path = self.ws.model_dir(name) / "model.toml"
+        except SwapdeckError:
+            return None
+        return path if path.is_file() else None
+
+    def _fill_from(self, settings: dict[str, Any]) -> None:
+        values = {
+            "#preset": settings.get("preset"),
+            "#faceset-a": settings.get("faceset_a"),
+            "#faceset-b": settings.get("faceset_b"),
+            "#size": settings.get("size"),
+            "#layout": settings.get("layout"),
+        }
+        for selector, value in values.items():
+            select = self.query_one(selector, Select)
+            with contextlib.suppress(Exception):  # a value the options lack (faceset removed)
+                select.value = value
+        batch = settings.get("batch_size")
+        self.query_one("#batch", Input).value = str(batch) if batch else ""
+
+    @on(Select.Changed, "#preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        self.set_class(event.value == "hd", "-hd")
+
+    @on(Input.Submitted)
+    def _next_field(self) -> None:
+        self.focus_next()
+
+    @on(Button.Pressed, "#start")
+    def _start_pressed(self) -> None:
+        self.action_start()
+
+    def action_leave_field(self) -> None:
+        self.set_focus(None)  # so the letter keys act on the screen again
+
+    @work(thread=True, exclusive=True, group="history")
+    def _history_worker(self, model: str) -> None:
+        try:
+            path = self.ws.model_dir(model) / "metrics.jsonl"
+        except SwapdeckError:
+            return
+        self.post_message(History(model, read_metrics(path)))
+
+    def on_history(self, message: History) -> None:
+        if self.following or message.model != self.query_one("#model", Input).value:
+            return
+        chart = self.query_one(LossChart)
+        chart.clear_points()
+        chart.add_points(points_of(message.records))
+        last = message.records[-1] if message.records else {}
+        self._view = StatsView(
+            step=last.get("step"),
+            examples_per_s=last.get("examples_per_s"),
+            lr=last.get("lr"),
+            loss_a=last.get("loss_a"),
+            loss_b=last.get("loss_b"),
+        )
+        self.query_one(TrainStats).show(self._view)
+        steps = self.query_one("#steps", Input)
+        done = int(last.get("step") or 0)
+        if done and int(steps.value or 0) <= done:  # --steps is the step to train until
+            steps.value = str(done + 1000)
+        latest = self._model_toml(message.model)
+        if latest is not None:
+            self._show_preview_soon(latest.parent / "previews" / "latest.png")
+        else:
+            self.query_one(PreviewImage).show_note("no preview yet")
+            self._preview_stamp = None
+
+    # ---- actions ----------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Only the keys that apply now are shown: the Footer at 80 columns has little room.
+        running = self.job is not None and self.job.running
+        if action == "start":
+            return not (self.following or self.starting)
+        if action in ("stop", "save_now", "detach"):
+            return self.following and running and (not self.stopping or action == "detach")
+        if action == "attach":
+            return not self.following and running
+        return True
+
+    def _refresh_state(self) -> None:
+        self.refresh_bindings()
+        self.query_one("#job", Static).update(Text(self._job_line()))
+        busy = self.following or self.starting
+        self.query_one("#start", Button).disabled = busy
+        for selector in ("#model", "#steps"):
+            self.query_one(selector).disabled = busy
+        self._model_changed(self.query_one("#model", Input).value)
+
+    def _status(self, text: str, style: str = "") -> None:
+        # Text, not markup: engine messages may hold brackets.
+        self.query_one("#status", Static).update(Text(text, style=style))
+
+    def _job_line(self) -> str:
+        if self.job is None:
+            return "starting…" if self.starting else "no job running"
+        if self.stopping:
+            how = "stopping"
+        elif self.job.running:
+            how = "running, following" if self.following else "running, detached"
+        else:
+            how = self.job.state
+        return f"job {self.job.id}\n{how}"
+
+    def action_start(self) -> None:
+        if self.following or self.starting:
+            return
+        try:
+            model = check_name(self.query_one("#model", Input).value.strip(), "model name")
+            steps = int(self.query_one("#steps", Input).value or 0)
+            run = run_settings_for(steps)
+        except (SwapdeckError, ValueError) as exc:
+            message = exc.one_line() if isinstance(exc, SwapdeckError) else str(exc)
+            self._status(message, "red")
+            return
+        requested: dict[str, Any] = dict.fromkeys(
+            (
+                "faceset_a",
+                "faceset_b",
+                "preset",
+                "size",
+                "layout",
+                "batch_size",
+                "lr",
+                "loss",
+                "seed",
+            )
+        )
+        if self._model_toml(model) is None:  # a new model: the form says what it is
+            preset = self.query_one("#preset", Select).value
+            batch = self.query_one("#batch", Input).value
+            face_a = self.query_one("#faceset-a", Select).value
+            face_b = self.query_one("#faceset-b", Select).value
+            if face_a is Select.NULL or face_b is Select.NULL:
+                self._status("choose faceset A and faceset B", "red")
+                return
+            requested.update(
+                preset=preset,
+                faceset_a=face_a,
+                faceset_b=face_b,
+                batch_size=int(batch) if batch else None,
+                size=self.query_one("#size", Select).value if preset == "hd" else None,
+                layout=self.query_one("#layout", Select).value if preset == "hd" else None,
+            )
+        self.starting = True
+        self._status(f"starting {model}…")
+        self._refresh_state()
+        self._start_worker(model, requested, run)
+
+    @work(thread=True, group="start")
+    def _start_worker(self, model: str, requested: dict[str, Any], run: RunSettings) -> None:
+        from engine import jobs
+
+        self.post_message(JobStarted(jobs.start_train(self.ws, model, requested, run)))
+
+    def on_job_started(self, message: JobStarted) -> None:
+        self.starting = False
+        self.job = message.job
+        self._follow_job(message.job)
+        self._refresh_state()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The app shows the error dialog (the event bubbles on); here the screen only unblocks.
+        if event.state != WorkerState.ERROR:
+            return
+        if event.worker.group == "start":
+            self.starting = False
+            self._status("could not start")
+        elif event.worker.group == "stop":
+            self.stopping = False
+        elif event.worker.group == "follow":
+            self.following = False
+        self._refresh_state()
+
+    def action_stop(self) -> None:
+        if self.job is None or not self.following or self.stopping:
+            return
+        self.stopping = True
+        self._status("stopping: saving a checkpoint…")
+        self._refresh_state()
+        self._stop_worker(self.job.id)
+
+    @work(thread=True, group="stop")
+    def _stop_worker(self, job_id: str) -> None:
+        from engine import jobs
+
+        job = jobs.stop_job(self.ws, job_id)
+        self.post_message(Note(f"{job.state}; checkpoint saved", job))
+
+    def on_note(self, message: Note) -> None:
+        self.stopping = False
+        if message.job is not None:
+            self.job = message.job
+        self._status(message.text)
+        self._refresh_state()
+
+    def action_save_now(self) -> None:
+        if self.job is not None and self.following:
+            self._save_worker(self.job.id)
+
+    @work(thread=True, group="save")
+    def _save_worker(self, job_id: str) -> None:
+        from engine import jobs
+
+        jobs.save_now(self.ws, job_id)
+        self.post_message(Note("checkpoint asked for: it is written at the next step"))
+
+    def action_detach(self) -> None:
+        if not self.following:
+            return
+        self._stop_following()
+        self._generation += 1  # messages still queued from the old follower are ignored
+        self._status("it keeps running; a: attach")
+        self._refresh_state()
+
+    def action_attach(self) -> None:
+        if not self.following:
+            self._follow_job(None)

@@ -1,0 +1,1 @@
+"""Widgets the wizard screens share."""

@@ -1,0 +1,78 @@
+"""Step / total, examples per second, ETA, learning rate and the latest losses."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from textual.widgets import Static
+
+from tui.widgets.throttle import RedrawThrottle
+
+
+@dataclass
+class StatsView:
+    step: int | None = None
+    total: int | None = None
+    examples_per_s: float | None = None
+    eta_s: float | None = None
+    lr: float | None = None
+    loss_a: float | None = None
+    loss_b: float | None = None
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "—" if value is None or not math.isfinite(value) else format(value, fmt)
+
+
+def render_stats(view: StatsView) -> str:
+    if view.step is None:
+        step = "—"
+    elif view.total:
+        # No percentage: at 80 columns it would wrap and push the last loss off the panel.
+        step = f"{view.step} / {view.total}"
+    else:
+        step = str(view.step)
+    return "\n".join(
+        [
+            f"step    {step}",
+            f"speed   {_num(view.examples_per_s, '.1f')} ex/s",
+            f"ETA     {_eta(view.eta_s)}",
+            f"lr      {_num(view.lr, '.1e')}",
+            f"loss A  {_num(view.loss_a, '.4f')}",
+            f"loss B  {_num(view.loss_b, '.4f')}",
+        ]
+    )
+
+
+class TrainStats(Static):
+    """Redraws at most twice a second: metrics can arrive many times a second."""
+
+    DEFAULT_CSS = """
+    TrainStats { height: 6; }
+    """
+    MIN_REDRAW_S = 0.5
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(render_stats(StatsView()), id=id, classes=classes)
+        self.view = StatsView()
+        self._shown = ""
+        self.redraw = RedrawThrottle(self, self._draw, self.MIN_REDRAW_S)
+
+    def show(self, view: StatsView) -> None:
+        self.view = replace(view)  # a copy: the caller goes on changing its own
+        self.redraw.request()
+
+    def _draw(self) -> None:
+        text = render_stats(self.view)
+        if text != self._shown:
+            self._shown = text
+            self.update(text)
