@@ -15,6 +15,7 @@ MODULES = [
     "engine.cli",
     "engine.cli.wizard",
     "engine.jobs",
+    "engine.model_index",
     "engine.gpu",
     "engine.train.loop",
     "engine.convert",

@@ -16,7 +16,6 @@ from textual_image.widget import Image
 
 from engine.events import CancelToken
 from tui.messages import EngineEvent, TaskDone, poster, worker_ended
-from tui.screens.workspace import list_models
 from tui.widgets.path_field import PathField
 
 PREVIEW_FRAMES = 4
@@ -121,9 +120,12 @@ class ConvertScreen(Screen):
         self.action_reload_models()
 
     def action_reload_models(self) -> None:
+        from engine.model_index import list_models
+        from engine.workspace import Workspace
+
         select = self.query_one("#model", Select)
         current = select.value
-        names = [m["name"] for m in list_models(self.workspace) if m["trained"]]
+        names = [m["name"] for m in list_models(Workspace(self.workspace)) if m["trained"]]
         select.set_options([(n, n) for n in names])
         if current in names:
             select.value = current

@@ -10,7 +10,6 @@ times a second and posts them as messages; the handlers own the widgets.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Any, ClassVar
@@ -30,6 +29,7 @@ from engine.errors import SwapdeckError
 from engine.events import CancelToken, Failed, Finished, Info, Metrics, Preview, Saved, Started
 from engine.events import Warning as EngineWarning
 from engine.jobs import Job
+from engine.model_index import read_metrics
 from engine.workspace import Workspace, check_name
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart, Point
@@ -53,21 +53,6 @@ def run_settings_for(steps: int) -> RunSettings:
         preview_every=preview_every,
         save_every=max(1, min(250, steps)),
     )
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """models/<name>/metrics.jsonl, one record per logged step; bad lines are skipped."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return []
-    records = []
-    for line in text.splitlines():
-        with contextlib.suppress(ValueError):
-            record = json.loads(line)
-            if isinstance(record, dict) and "step" in record:
-                records.append(record)
-    return records
 
 
 def points_of(records: list[dict[str, Any]]) -> list[Point]:

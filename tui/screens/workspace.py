@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,54 +27,11 @@ class Listing:
     exists: bool
     facesets: list[dict[str, Any]] = field(default_factory=list)
     models: list[dict[str, Any]] = field(default_factory=list)
-    # None: this swapdeck has no engine.jobs yet.
-    jobs: list[dict[str, Any]] | None = None
+    jobs: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _last_step(metrics: Path) -> int | None:
-    """The step on the last line of metrics.jsonl, reading only the file's tail."""
-    try:
-        with open(metrics, "rb") as fh:
-            fh.seek(0, 2)
-            fh.seek(max(0, fh.tell() - 4096))
-            lines = fh.read().splitlines()
-    except OSError:
-        return None
-    for line in reversed(lines):
-        try:
-            return int(json.loads(line)["step"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return None
-
-
-def model_summary(folder: Path) -> dict[str, Any]:
-    from engine.config import read_toml
-
-    settings = read_toml(folder / "model.toml")
-    return {
-        "name": folder.name,
-        "preset": settings.get("preset", "?"),
-        "size": settings.get("size"),
-        "faceset_a": settings.get("faceset_a", ""),
-        "faceset_b": settings.get("faceset_b", ""),
-        "step": _last_step(folder / "metrics.jsonl"),
-        "trained": (folder / "checkpoint.safetensors").is_file(),
-    }
-
-
-def list_models(root: Path) -> list[dict[str, Any]]:
-    models = root / "models"
-    if not models.is_dir():
-        return []
-    return [model_summary(d) for d in sorted(models.iterdir()) if (d / "model.toml").is_file()]
-
-
-def _list_jobs(root: Path) -> list[dict[str, Any]] | None:
-    try:
-        from engine import jobs
-    except ImportError:  # engine.jobs is newer than this checkout
-        return None
+def _list_jobs(root: Path) -> list[dict[str, Any]]:
+    from engine import jobs
     from engine.workspace import Workspace
 
     return [
@@ -87,6 +43,7 @@ def _list_jobs(root: Path) -> list[dict[str, Any]] | None:
 def read_listing(path: Path, create: bool = False) -> Listing:
     """List a workspace; `create` makes it (and proves it writable) first."""
     from engine.facesets import list_facesets
+    from engine.model_index import list_models
     from engine.workspace import Workspace
 
     ws = Workspace(path)
@@ -98,7 +55,7 @@ def read_listing(path: Path, create: bool = False) -> Listing:
         root=path,
         exists=True,
         facesets=list_facesets(ws),
-        models=list_models(ws.root),
+        models=list_models(ws),
         jobs=_list_jobs(ws.root),
     )
 
@@ -110,7 +67,7 @@ class Listed(Message):
 
 
 class JobsListed(Message):
-    def __init__(self, root: Path, jobs: list[dict[str, Any]] | None) -> None:
+    def __init__(self, root: Path, jobs: list[dict[str, Any]]) -> None:
         super().__init__()
         self.root = root
         self.jobs = jobs
@@ -217,7 +174,7 @@ class WorkspaceScreen(Screen):
         jobs = self.query_one("#ws-jobs", DataTable)
         jobs.clear()
         running = 0
-        for j in listing.jobs or []:
+        for j in listing.jobs:
             jobs.add_row(j["id"], j["kind"], j["model"], j["state"])
             running += j["state"] == "running"
         self.query_one("#ws-status", Static).update(self._status(listing, running))
@@ -226,5 +183,7 @@ class WorkspaceScreen(Screen):
     def _status(listing: Listing, running: int) -> str:
         if not listing.exists:
             return "not created yet: Open (o) creates it"
-        jobs = "jobs: not available" if listing.jobs is None else f"{running} running job(s)"
-        return f"{len(listing.facesets)} faceset(s), {len(listing.models)} model(s), {jobs}"
+        return (
+            f"{len(listing.facesets)} faceset(s), {len(listing.models)} model(s), "
+            f"{running} running job(s)"
+        )

@@ -1,0 +1,73 @@
+"""The models of a workspace as they stand on disk: settings and training history.
+
+Cheap to call (no torch, no weights loaded): the wizard lists models and plots
+their history with it while a job trains them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.config import read_toml
+from engine.errors import SwapdeckError
+from engine.workspace import Workspace
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """models/<name>/metrics.jsonl, one record per logged step; bad lines are skipped."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    records = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and "step" in record:
+                records.append(record)
+    return records
+
+
+def last_step(metrics: Path) -> int | None:
+    """The step on the last line of metrics.jsonl, reading only the file's tail."""
+    try:
+        with open(metrics, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = fh.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            return int(json.loads(line)["step"])
+    return None
+
+
+def model_summary(folder: Path) -> dict[str, Any]:
+    """Name, preset, size, facesets, last logged step and whether it has weights."""
+    settings = read_toml(folder / "model.toml")
+    return {
+        "name": folder.name,
+        "preset": settings.get("preset", "?"),
+        "size": settings.get("size"),
+        "faceset_a": settings.get("faceset_a", ""),
+        "faceset_b": settings.get("faceset_b", ""),
+        "step": last_step(folder / "metrics.jsonl"),
+        "trained": (folder / "checkpoint.safetensors").is_file(),
+    }
+
+
+def list_models(workspace: Workspace) -> list[dict[str, Any]]:
+    """Every model of the workspace with a readable model.toml, by name."""
+    models = workspace.models_dir
+    if not models.is_dir():
+        return []
+    out = []
+    for folder in sorted(models.iterdir()):
+        if (folder / "model.toml").is_file():
+            with contextlib.suppress(SwapdeckError):  # a broken model.toml: not listed
+                out.append(model_summary(folder))
+    return out
