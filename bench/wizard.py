@@ -92,8 +92,8 @@ def make_workspace(root: Path) -> Workspace:
 def wizard_pid(session: str) -> psutil.Process:
     pane = int(tmux("display-message", "-p", "-t", session, "#{pane_pid}").strip())
     shell = psutil.Process(pane)
-    for proc in [shell, *shell.children(recursive=True)]:
-        if "wizard" in " ".join(proc.cmdline()):
+    for proc in shell.children(recursive=True):  # the pane's shell says "wizard" too
+        if "python" in proc.name() and "wizard" in proc.cmdline():
             return proc
     raise RuntimeError("no wizard process under the tmux pane")
 

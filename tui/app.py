@@ -13,6 +13,7 @@ import os
 import traceback
 from collections.abc import Callable
 from datetime import datetime
+from importlib import import_module
 from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import ClassVar
@@ -24,20 +25,28 @@ from textual.widgets import Input
 from textual.worker import WorkerFailed
 
 from engine.errors import SwapdeckError
-from tui.screens.convert import ConvertScreen
-from tui.screens.faces import FacesScreen
-from tui.screens.train import TrainScreen
-from tui.screens.workspace import WorkspaceScreen
 from tui.widgets.error_dialog import ErrorDialog
+
+# textual-image asks the terminal (kitty? sixel? cell size?) when it is imported, and
+# must do so before Textual owns stdin: imported later, from a screen built on first
+# visit, the terminal's answer arrives as keystrokes (its "c" opened Convert in tmux).
+import textual_image.widget  # noqa: F401  isort: skip
 
 DEFAULT_WORKSPACE = Path("workspace")
 _SCREENS = Binding.Group("Screens")
-SCREENS: dict[str, Callable[[Path], Screen]] = {
-    "workspace": WorkspaceScreen,
-    "faces": FacesScreen,
-    "train": TrainScreen,
-    "convert": ConvertScreen,
+# Screen classes by mode, imported on first visit: the chart, image and video libraries
+# the other screens need stay out of start-up, so the first screen draws sooner.
+SCREENS: dict[str, str] = {
+    "workspace": "tui.screens.workspace:WorkspaceScreen",
+    "faces": "tui.screens.faces:FacesScreen",
+    "train": "tui.screens.train:TrainScreen",
+    "convert": "tui.screens.convert:ConvertScreen",
 }
+
+
+def screen_class(name: str) -> Callable[[Path], Screen]:
+    module, _, cls = SCREENS[name].partition(":")
+    return getattr(import_module(module), cls)
 
 
 def log_path() -> Path:
@@ -99,7 +108,7 @@ class SwapdeckApp(App[None]):
 
     def _factory(self, name: str) -> Callable[[], Screen]:
         # Reads self.workspace when the screen is built, so a rebuilt mode sees the new one.
-        return lambda: SCREENS[name](self.workspace)
+        return lambda: screen_class(name)(self.workspace)
 
     def on_mount(self) -> None:
         self.sub_title = str(self.workspace)

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,7 +24,9 @@ from rich.progress import (
 )
 
 from engine.errors import ExitCode, SwapdeckError
-from engine.events import CancelToken, to_json
+
+if TYPE_CHECKING:  # engine.events pulls in pydantic: imported on use, so --help and the
+    from engine.events import CancelToken  # wizard start sooner
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,6 +51,8 @@ class Reporter:
 
     def __call__(self, event: Any) -> None:
         if self.as_json:
+            from engine.events import to_json
+
             sys.stdout.write(to_json(event) + "\n")
             sys.stdout.flush()
             return
@@ -117,7 +121,7 @@ class Reporter:
 def fail(exc: SwapdeckError, as_json: bool) -> typer.Exit:
     """Report a user mistake as one line (or one JSON event) and give its exit code."""
     if as_json:
-        from engine.events import Failed
+        from engine.events import Failed, to_json
 
         sys.stdout.write(
             to_json(
@@ -152,6 +156,8 @@ def guarded(func: F) -> F:
 @contextmanager
 def cancel_on_interrupt() -> Iterator[CancelToken]:
     """First Ctrl-C (or SIGTERM) asks the engine to stop cleanly; a second one aborts."""
+    from engine.events import CancelToken
+
     token = CancelToken()
 
     def handler(signum: int, _frame: object) -> None:

@@ -47,7 +47,8 @@ def wait_for(session: str, pattern: str, timeout: float = 120) -> re.Match[str]:
 def open_wizard(session: str, ws: Path) -> None:
     tmux("kill-session", "-t", session)
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24",
+        # Started from outside the checkout, as an installed command would be.
+        ["tmux", "new-session", "-d", "-s", session, "-x", "80", "-y", "24", "-c", str(ws.parent),
          f"{WIZARD} -w {ws}; sleep 60"],
         check=True, timeout=30,
     )  # fmt: skip

@@ -110,7 +110,9 @@ class WorkspaceScreen(Screen):
             "name", "preset", "size", "A", "B", "step"
         )
         self.query_one("#ws-jobs", DataTable).add_columns("id", "kind", "model", "state")
-        self.load(self.workspace)
+        # After the first paint: the listing's imports (numpy, pydantic) would hold the GIL
+        # while the screen is being drawn for the first time.
+        self.call_after_refresh(self.load, self.workspace)
         self.set_interval(JOBS_REFRESH_S, self._poll_jobs)
 
     def on_screen_resume(self) -> None:
