@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import ExtractConfig, RunSettings, build  # noqa: E402
 from engine.workspace import Workspace  # noqa: E402
 
-SWAPDECK = [sys.executable, "-m", "engine.cli"]
+SWAPDECK = [sys.executable, "-m", "tui"]  # what the `swapdeck` script runs
 
 
 def tmux(*args: str) -> str:

@@ -1,10 +1,14 @@
-"""The `swapdeck` command: one thin module per command over the engine."""
+"""The `swapdeck` command: one thin module per command over the engine.
+
+`swapdeck wizard` is added by tui.cli (the installed script's entry point), so
+that nothing here imports the front end.
+"""
 
 from __future__ import annotations
 
 import typer
 
-from engine.cli import convert, demo, doctor, extract, faceset, jobs, score, train, verify, wizard
+from engine.cli import convert, demo, doctor, extract, faceset, jobs, score, train, verify
 
 app = typer.Typer(
     name="swapdeck",
@@ -22,7 +26,6 @@ app.command("score")(score.score_command)
 app.command("verify")(verify.verify_command)
 app.command("doctor")(doctor.doctor_command)
 app.command("demo")(demo.demo_command)
-app.command("wizard")(wizard.wizard_command)
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ MODULES = [
     "engine.doctor",
     "engine.faces.backends.fan",
     "engine.cli",
-    "engine.cli.wizard",
     "engine.jobs",
     "engine.model_index",
     "engine.gpu",
@@ -41,3 +40,15 @@ def test_engine_never_imports_textual():
         check=True,
     )
     assert probe.stdout.strip() == "True"
+
+
+def test_no_engine_source_imports_the_front_end():
+    """Also the lazy imports a run-time check cannot see: none in any engine module."""
+    import re
+    from pathlib import Path
+
+    engine = Path(__file__).resolve().parents[2] / "engine"
+    pattern = re.compile(r"^\s*(from|import)\s+(textual|tui)\b", re.MULTILINE)
+    offenders = [str(p) for p in engine.rglob("*.py") if pattern.search(p.read_text())]
+    assert offenders == []
+    assert pattern.search("    from tui.app import run")  # the pattern does catch one

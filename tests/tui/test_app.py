@@ -10,9 +10,9 @@ from textual.pilot import Pilot
 from textual.widgets import Footer, Header, Static
 from typer.testing import CliRunner
 
-from engine.cli import app as cli
 from engine.errors import ExitCode
 from tui.app import SwapdeckApp
+from tui.cli import app as cli
 from tui.screens.convert import ConvertScreen
 from tui.screens.faces import FacesScreen
 from tui.screens.train import TrainScreen

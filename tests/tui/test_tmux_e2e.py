@@ -21,7 +21,7 @@ import pytest
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
-WIZARD = f"{sys.executable} -m engine.cli wizard"
+WIZARD = f"{sys.executable} -m tui wizard"  # what the `swapdeck` script runs
 
 
 def tmux(*args: str) -> str:

@@ -1,4 +1,8 @@
-"""`swapdeck wizard`: the full-screen Textual app over the same engine."""
+"""The `swapdeck` program: the engine's commands plus `swapdeck wizard`.
+
+The engine stays headless (it never imports textual or tui), so the wizard's
+command is added here, on the front-end side, to the engine's typer app.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from engine.cli import app
 from engine.cli.common import guarded
 
 
@@ -25,3 +30,10 @@ def wizard_command(
     from tui.app import run
 
     run(workspace)
+
+
+app.command("wizard")(wizard_command)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,5 @@
+"""`python -m tui ARGS` = `swapdeck ARGS`, the wizard included."""
+
+from tui.cli import main
+
+main()
