@@ -407,10 +407,12 @@ class Trainer:
                 self._report(losses, examples_per_s, per_step)
             if self.step % run.preview_every == 0:
                 self._preview()
-            asked = self.save_request is not None and self.save_request.is_set()
-            if dist.all_agree(asked, self.info, self.device):
-                if self.save_request is not None:
-                    self.save_request.clear()
+            # No extra all-reduce per step unless there is a request to watch (a job's own,
+            # single process); under DDP it must be given to every rank or to none.
+            if self.save_request is not None and dist.all_agree(
+                self.save_request.is_set(), self.info, self.device
+            ):
+                self.save_request.clear()
                 self._save("requested")
             elif self.step % run.save_every == 0 and self.step < run.steps:
                 self._save("interval")
