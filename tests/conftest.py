@@ -52,3 +52,14 @@ def facesets_ws(sample_workspace: Workspace, tmp_path: Path) -> Path:
     root.mkdir()
     shutil.copytree(sample_workspace.facesets_dir, root / "facesets")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _report_line(request: pytest.FixtureRequest, record_property) -> None:
+    """Tag a test with its `report` marker's line, for bench/faults.py to count.
+
+    A test that tries several things itself also records "tried" and "ok".
+    """
+    marker = request.node.get_closest_marker("report")
+    if marker is not None:
+        record_property("report", marker.args[0])

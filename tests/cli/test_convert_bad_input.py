@@ -8,7 +8,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,14 +15,10 @@ import av
 import numpy as np
 import pytest
 from clips import info, read_frames, short_clip, write_clip
-from typer.testing import CliRunner, Result
+from cliutil import SWAPDECK, assert_fails, swapdeck
+from typer.testing import Result
 
-from engine.cli import app
 from engine.errors import ExitCode
-
-SWAPDECK = str(Path(sys.executable).with_name("swapdeck"))
-runner = CliRunner()
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +34,7 @@ def clip(tmp_path_factory) -> Path:
 
 
 def convert(ws: Path, src: Path, out: Path, *args: str | Path, model: str = "tiny") -> Result:
-    argv = ["convert", src, "-w", ws, "-m", model, "-o", out, "--backend", "dlib", *args]
-    return runner.invoke(app, [str(a) for a in argv])
-
-
-def assert_fails(result: Result, code: int, *needles: str) -> str:
-    stderr = _ANSI.sub("", result.stderr)
-    assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}:\n{result.output}"
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, stderr
-    for needle in needles:
-        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
-    return errors[0]
+    return swapdeck("convert", src, "-w", ws, "-m", model, "-o", out, "--backend", "dlib", *args)
 
 
 def test_no_such_model(ws: Path, clip: Path, tmp_path: Path) -> None:

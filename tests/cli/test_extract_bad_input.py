@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,46 +19,20 @@ from typing import Any
 import av
 import numpy as np
 import pytest
+from cliutil import SAMPLE, assert_fails, swapdeck
 from PIL import Image
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from engine.cli import app
 from engine.errors import ExitCode
 
-SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
 FACESET = "people"
-runner = CliRunner()
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 # ---- helpers -----------------------------------------------------------------------------
 
 
-def swapdeck(*args: str | Path) -> Result:
-    return runner.invoke(app, [str(a) for a in args])
-
-
 def extract(ws: Path, name: str, *args: str | Path) -> Result:
     return swapdeck("extract", *args, "-w", ws, "-f", name, "--backend", "dlib")
-
-
-def plain(text: str) -> str:
-    return _ANSI.sub("", text)
-
-
-def assert_fails(result: Result, code: int, *needles: str) -> str:
-    """One `error:` line holding every needle, exit `code`, no traceback; returns the line."""
-    stderr = plain(result.stderr)
-    assert result.exit_code == code, f"exit {result.exit_code}, wanted {code}:\n{result.output}"
-    # CliRunner turns an escaped exception into exit 1 with result.exception set; a user
-    # mistake must leave only the SystemExit that typer.Exit becomes.
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.output
-    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, stderr
-    for needle in needles:
-        assert needle in errors[0], f"{needle!r} not in {errors[0]!r}"
-    return errors[0]
 
 
 def show(ws: Path, name: str = FACESET) -> dict[str, Any]:

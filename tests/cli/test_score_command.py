@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import pytest
+from cliutil import assert_fails
 from typer.testing import CliRunner
 
 from engine.cli import app
@@ -74,11 +75,7 @@ def test_people_get_a_table(sample_workspace, tiny_model, clips):
 
 
 def fails(code: int, result, needle: str) -> None:
-    err = _ANSI.sub("", result.stderr)
-    assert result.exit_code == code, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and needle in lines[0], err
+    assert_fails(result, code, needle)
 
 
 def test_missing_file(sample_workspace, tiny_model, clips, tmp_path):

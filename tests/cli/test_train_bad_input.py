@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cliutil import assert_fails, swapdeck
 from typer.testing import CliRunner
 
 from engine.cli import app
@@ -67,14 +68,7 @@ def ws(sample_workspace, tmp_path_factory) -> Path:
 
 
 def fails(code: int, *args: str, needle: str) -> str:
-    result = runner.invoke(app, ["train", *args])
-    err = _ANSI.sub("", result.stderr)
-    assert result.exit_code == code, result.output
-    assert isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and needle in lines[0], err
-    return lines[0]
+    return assert_fails(swapdeck("train", *args), code, needle)
 
 
 def test_missing_faceset(ws):
