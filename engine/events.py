@@ -8,12 +8,14 @@ Textual messages. Nobody parses human-readable text.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
+from pydantic_core import PydanticSerializationError
 
 
 class _Event(BaseModel):
@@ -88,9 +90,27 @@ Sink = Callable[[Any], None]
 _adapter: TypeAdapter[Any] = TypeAdapter(Event)
 
 
+def _utf8(value: Any) -> Any:
+    """Strings made valid UTF-8: a file name's undecodable bytes become \\xNN escapes."""
+    if isinstance(value, str):
+        try:
+            raw = value.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {k: _utf8(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utf8(v) for v in value]
+    return value
+
+
 def to_json(event: _Event) -> str:
     """One event as one line of JSON (no newline)."""
-    return event.model_dump_json()
+    try:
+        return event.model_dump_json()
+    except PydanticSerializationError:  # a message quoting a file name that is not UTF-8
+        return json.dumps(_utf8(event.model_dump(mode="json")), separators=(",", ":"))
 
 
 def from_json(line: str) -> Any:

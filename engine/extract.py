@@ -23,7 +23,13 @@ import cv2
 import numpy as np
 
 from engine.config import ExtractConfig, record_in_workspace
-from engine.errors import BadInputError, CancelledError, NoFacesError, WorkspaceError
+from engine.errors import (
+    BadInputError,
+    CancelledError,
+    NoFacesError,
+    NotFoundError,
+    WorkspaceError,
+)
 from engine.events import (
     CancelToken,
     Finished,
@@ -148,7 +154,8 @@ class _Extraction:
         config = self.config
         faceset_dir = self.workspace.faceset_dir(config.faceset)
         # Sources are checked before the workspace is touched, so a typo creates nothing.
-        items = expand_sources(list(config.sources))
+        skipped: list[str] = []
+        items = expand_sources(list(config.sources), skipped)
         self.workspace.ensure()
         with _make_pool(self.workers) as pool:
             self.pool = pool
@@ -169,6 +176,8 @@ class _Extraction:
                     },
                 )
             )
+            for problem in skipped:
+                self.sink(Warning(message=problem, hint="skipped; the rest goes on"))
             self.faceset = Faceset.open(faceset_dir, create=True)
             try:
                 self.faceset.check_geometry(config.size, config.coverage)
@@ -260,7 +269,7 @@ class _Extraction:
                 return
             try:
                 yield 0, read_image(item.path)
-            except BadInputError as exc:
+            except (BadInputError, NotFoundError) as exc:  # NotFound: gone since listed
                 self._bad_file(item, exc.message)
                 yield 0, None
             return

@@ -34,8 +34,9 @@ import pywt
 from PIL import Image, PngImagePlugin
 
 from engine import __version__
-from engine.errors import BadInputError, NotFoundError
+from engine.errors import BadInputError
 from engine.media.images import is_image_path, read_image
+from engine.media.paths import check_path, printable
 from engine.media.video import VideoReader, is_video_path, probe_video
 
 # 32 bits, 15 of them ones: a flat frame reads every bit alike, and a balanced payload keeps
@@ -296,9 +297,7 @@ def verify(path: Path, max_frames: int | None = None) -> dict[str, Any]:
     limit = DEFAULT_MAX_FRAMES if max_frames is None else max_frames
     if limit < 1:
         raise BadInputError(f"max_frames must be at least 1, not {limit}", "use e.g. 100")
-    if not path.exists():
-        raise NotFoundError(f"{path} does not exist", "check the path")
-    if path.is_dir():
+    if check_path(path, "image or video"):
         raise BadInputError(f"{path} is a folder", "give one image or video file")
     if is_image_path(path):
         result = _verify_image(path, read_image(path))
@@ -313,7 +312,7 @@ def verify(path: Path, max_frames: int | None = None) -> dict[str, Any]:
         )
     fraction = result["frames_marked"] / result["frames_checked"]
     return {
-        "path": str(path),
+        "path": printable(path),
         "marked": fraction >= MARKED_FRACTION,
         "fraction": round(fraction, 4),
         "threshold": MARKED_FRACTION,

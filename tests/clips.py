@@ -109,3 +109,22 @@ def short_clip(dst: Path, seconds: float, src: Path = SAMPLE_CLIP) -> Path:
         for p in vout.encode():
             out.mux(p)
     return dst
+
+
+def index_first(src: Path, dst: Path) -> Path:
+    """Remux a video with its index (moov) before the data, as phones and web players write.
+
+    Cut short, such a file still opens and decodes its first frames: the hard case.
+    """
+    with (
+        av.open(str(src)) as inp,
+        av.open(str(dst), "w", format="mp4", options={"movflags": "faststart"}) as out,
+    ):
+        stream = inp.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        for packet in inp.demux(stream):
+            if packet.dts is None:
+                continue
+            packet.stream = copy
+            out.mux(packet)
+    return dst

@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.faces.identity import Embedder, nearest_distance
 from engine.faces.tracking import EMBED_EVERY
-from engine.faceset import Faceset
+from engine.faceset import Faceset, source_key
 from engine.workspace import Workspace
 
 
@@ -28,7 +28,7 @@ class ManifestFaces:
     @classmethod
     def find(cls, workspace: Workspace, path: Path) -> ManifestFaces | None:
         """The faceset that extracted every frame of `path`, if any (it stays open)."""
-        key = str(path.resolve())
+        key = source_key(path)
         for name in workspace.faceset_names():
             faceset = Faceset.open(workspace.faceset_dir(name))
             for source in faceset.sources():

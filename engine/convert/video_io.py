@@ -18,7 +18,7 @@ import numpy as np
 
 from engine import __version__
 from engine.errors import BadInputError
-from engine.media.video import upright_rgb
+from engine.media.video import check_video_stream, ends_intact, ffmpeg_reason, upright_rgb
 
 # Container format by output suffix (the temporary name has none PyAV could go by).
 FORMATS = {
@@ -60,22 +60,25 @@ def open_input(path: Path, start: float | None, end: float | None) -> InputVideo
     """Probe `path` for the converted range [start, end) seconds."""
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise BadInputError(
-                    f"{path} has no video stream", "give a video file or a folder of images"
-                )
-            stream = container.streams.video[0]
+            stream = check_video_stream(path, container)
             time_base = stream.time_base or Fraction(1, 90000)
             rate = stream.average_rate or stream.guessed_rate or Fraction(25)
             first = next(container.decode(stream), None)
             # Read while the container is open: PyAV's stream fields dangle after it closes.
             declared, stream_duration = stream.frames or 0, stream.duration
             upright = upright_rgb(first) if first is not None else None
+            # A cut-short file whose index comes first decodes its first frames as if whole,
+            # and would be converted into a shorter output without a word.
+            if first is not None and not ends_intact(container, stream):
+                raise BadInputError(
+                    f"{path} is cut short: the end of its video data is missing",
+                    "check the file is complete (an interrupted copy or download?)",
+                )
     except BadInputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise BadInputError(
-            f"{path} is not a readable video ({str(exc).splitlines()[0][:120]})",
+            f"{path} is not a readable video ({ffmpeg_reason(exc)})",
             "check the file plays; re-encode it if it does",
         ) from None
     if first is None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import BadInputError
+from engine.media.paths import check_path
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 # Larger than any real photo; stops decompression bombs before they allocate.
@@ -37,28 +41,47 @@ def _to_rgb8(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
+def _too_large(path: Path, size: str) -> BadInputError:
+    return BadInputError(
+        f"{path} is {size} pixels, too large to be a photo",
+        f"resize it below {MAX_PIXELS // 1_000_000} megapixels",
+    )
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """Open an image lazily, refusing decompression bombs before any pixel is decoded.
+
+    Pillow warns above 89 megapixels and refuses above twice that; its warning is
+    silenced in favour of our own limit, its refusal becomes the same clear error.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise _too_large(path, f"{w}x{h}")
+                yield img
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(path, f"{int(found[1]):,}" if found else "too many") from None
+
+
 def read_image(path: Path) -> np.ndarray:
     """Return an HxWx3 uint8 RGB array, EXIF orientation applied.
 
     Grayscale, palette, RGBA, CMYK and 16-bit images are converted.
     """
+    if check_path(path, "image"):
+        raise BadInputError(f"{path} is a folder, not an image", "give an image file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > MAX_PIXELS:
-                    raise BadInputError(
-                        f"{path} is {w}x{h} pixels, too large to be a photo",
-                        "resize it below 120 megapixels",
-                    )
-                img.load()
-                img = ImageOps.exif_transpose(img) or img
-                return np.ascontiguousarray(_to_rgb8(img))
+        with open_image(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img) or img
+            return np.ascontiguousarray(_to_rgb8(img))
     except BadInputError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadInputError(f"{path} is too large to decode ({exc})", "resize it") from None
     except UnidentifiedImageError:
         raise BadInputError(
             f"{path} is not an image this tool can read",

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
-from engine.errors import BadInputError, NotFoundError
-from engine.media.images import is_image_path
-from engine.media.video import VideoInfo, is_video_path, probe_video
+from engine.errors import BadInputError
+from engine.media.images import is_image_path, open_image
+from engine.media.paths import check_path, link_problem
+from engine.media.video import VideoInfo, is_video_path, probe_video, sniff_video
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,14 @@ def _natural_key(path: Path) -> list[object]:
 
 def _check_image_header(path: Path) -> None:
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        video = sniff_video(path) if isinstance(exc, UnidentifiedImageError) else None
+        if video:
+            raise BadInputError(
+                f"{path} is a video ({video}), not an image", "rename it with a video suffix"
+            ) from None
         kind = "not an image" if isinstance(exc, UnidentifiedImageError) else "damaged"
         why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise BadInputError(
@@ -42,17 +49,24 @@ def _check_image_header(path: Path) -> None:
         ) from None
 
 
-def _folder_items(folder: Path) -> list[SourceItem]:
+def _folder_items(folder: Path, skipped: list[str] | None) -> list[SourceItem]:
     try:
         entries = sorted(folder.iterdir(), key=_natural_key)
     except OSError as exc:
         raise BadInputError(f"cannot list {folder} ({exc.strerror})", "check permissions") from None
     items = []
     for entry in entries:
+        media = is_image_path(entry) or is_video_path(entry)
         try:
-            if not entry.is_file():
-                continue
-        except OSError:  # a broken or looping link
+            mode = entry.stat().st_mode
+        except OSError:  # a dangling or looping link, or no permission: said, never followed
+            problem = link_problem(entry) or (f"cannot read {entry}" if media else None)
+            if problem and skipped is not None:
+                skipped.append(problem)
+            continue
+        if not stat.S_ISREG(mode):  # sub-folders are not searched; pipes would block
+            if media and not stat.S_ISDIR(mode) and skipped is not None:
+                skipped.append(f"{entry} is not a regular file")
             continue
         if is_image_path(entry):
             items.append(SourceItem(entry, "image", explicit=False))
@@ -61,21 +75,19 @@ def _folder_items(folder: Path) -> list[SourceItem]:
     return items
 
 
-def expand_sources(paths: list[Path]) -> list[SourceItem]:
+def expand_sources(paths: list[Path], skipped: list[str] | None = None) -> list[SourceItem]:
     """Check every SOURCE and list what will be read, in order.
 
     Raises a SwapdeckError for a missing path, an empty folder, an unreadable
-    video or a named file that is not an image.
+    video or a named file that is not an image. Entries of a folder that cannot
+    be read (dangling links, link loops, pipes) are left out, each with a line
+    appended to `skipped`.
     """
     items: list[SourceItem] = []
     for raw in paths:
         path = Path(raw).expanduser()
-        if not path.exists():
-            raise NotFoundError(
-                f"{path} does not exist", "check the path (quote paths with spaces)"
-            )
-        if path.is_dir():
-            found = _folder_items(path)
+        if check_path(path, "image or video"):
+            found = _folder_items(path, skipped)
             if not found:
                 raise BadInputError(
                     f"{path} holds no images or videos",

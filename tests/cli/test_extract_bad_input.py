@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import av
 import numpy as np
 import pytest
+from clips import index_first
 from cliutil import SAMPLE, assert_fails, swapdeck
 from PIL import Image
 from typer.testing import Result
@@ -83,24 +83,6 @@ def faceless_images(folder: Path) -> Path:
     for name, pixels in (("flat.png", flat), ("gradient.jpg", gradient), ("noise.png", noise)):
         Image.fromarray(pixels).save(folder / name)
     return folder
-
-
-def index_first_copy(src: Path, dst: Path) -> None:
-    """Remux a video with its index (moov) before the data, as phones and web players write.
-
-    Cut short, such a file still opens and decodes its first frames: the hard case.
-    """
-    with (
-        av.open(str(src)) as inp,
-        av.open(str(dst), "w", format="mp4", options={"movflags": "faststart"}) as out,
-    ):
-        stream = inp.streams.video[0]
-        copy = out.add_stream_from_template(stream)
-        for packet in inp.demux(stream):
-            if packet.dts is None:
-                continue
-            packet.stream = copy
-            out.mux(packet)
 
 
 # ---- the shared faceset --------------------------------------------------------------------
@@ -188,7 +170,7 @@ def test_truncated_video(ws: Path, tmp_path: Path, unchanged: None, layout: str)
     whole = SAMPLE / "clip_a.mp4"
     if layout == "index first":
         whole = tmp_path / "whole.mp4"
-        index_first_copy(SAMPLE / "clip_a.mp4", whole)
+        index_first(SAMPLE / "clip_a.mp4", whole)
     data = whole.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * 0.4)])
