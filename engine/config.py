@@ -6,6 +6,7 @@ instead of a pydantic traceback.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -139,7 +140,8 @@ def build(cls: type[C], **values: Any) -> C:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
-        return str(value)
+        # TOML is UTF-8: a name that is not keeps its odd bytes as \xNN escapes.
+        return os.fsencode(value).decode("utf-8", "backslashreplace")
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
@@ -156,10 +158,23 @@ def save_toml(config: BaseModel, path: Path) -> None:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict; an unreadable one is one CorruptError line."""
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise CorruptError(f"{path} is not valid TOML ({exc})", "fix or remove the file") from None
+    except OSError as exc:
+        raise CorruptError(
+            f"cannot read {path} ({exc.strerror or exc})", "make it a readable file, or remove it"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise CorruptError(f"{path} is not valid TOML ({exc})", "fix or remove the file") from None
+    except RecursionError:  # tomllib recurses into nested arrays and tables
+        raise CorruptError(
+            f"{path} is not valid TOML (nested too deeply)", "fix or remove the file"
+        ) from None
 
 
 def load_toml(cls: type[C], path: Path) -> C:

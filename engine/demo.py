@@ -22,7 +22,7 @@ from engine.extract import extract
 from engine.provenance import verify
 from engine.score import score
 from engine.train.loop import train
-from engine.workspace import Workspace, atomic_write_text
+from engine.workspace import DIR_MODE, Workspace, atomic_write_text
 
 MODEL = "demo"
 CLIP = "clip_a.mp4"
@@ -78,7 +78,7 @@ def run_demo(
     results["train"] = train(workspace, MODEL, requested, run, sink, cancel)
 
     outputs = workspace.outputs_dir
-    outputs.mkdir(parents=True, exist_ok=True)
+    outputs.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     swapped = outputs / "demo_swapped.mp4"
     config = build(
         ConvertConfig,

@@ -8,8 +8,11 @@ an orphan PNG, which the next open removes.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -101,40 +104,266 @@ def _array(blob: bytes | None, dtype: type, shape: tuple[int, ...]) -> np.ndarra
     return np.frombuffer(blob, dtype=dtype).reshape(shape).copy()
 
 
+_MAGIC = b"SQLite format 3\x00"
+_TABLES = ("meta", "sources", "frames", "faces")
+_RESTORE = "restore it from a backup or extract into a new faceset name"
+
+
+def _unreadable(db: Path, exc: Exception) -> CorruptError:
+    why = " ".join(str(exc).split())[:160]  # SQLite may quote a damaged schema, newlines too
+    return CorruptError(f"{db} is not a readable faceset database ({why})", _RESTORE)
+
+
+def _check_file(db: Path) -> None:
+    """Refuse a manifest that is empty, not SQLite or cut short, from its header alone."""
+    if not db.is_file():
+        raise CorruptError(f"{db} is not a file", _RESTORE)
+    try:
+        size = db.stat().st_size
+        with open(db, "rb") as fh:
+            head = fh.read(100)
+    except OSError as exc:
+        raise WorkspaceError(
+            f"cannot read {db} ({exc.strerror})", "check its permissions"
+        ) from None
+    if size == 0:
+        raise CorruptError(f"{db} is empty (0 bytes), not a faceset database", _RESTORE)
+    if len(head) < 100 or not head.startswith(_MAGIC):
+        raise CorruptError(f"{db} is not a faceset database (not SQLite)", _RESTORE)
+    page_size = int.from_bytes(head[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(head[28:32], "big")
+    # The header's page count is trusted only when its validity stamp matches, and only
+    # with no WAL beside it (a writer's checkpoint may be growing the file right now).
+    counted = head[24:28] == head[92:96] and not db.with_name(db.name + "-wal").exists()
+    if counted and pages and size < pages * page_size:
+        raise CorruptError(f"{db} is truncated ({size} of its {pages * page_size} bytes)", _RESTORE)
+
+
+def _columns() -> dict[str, list[str]]:
+    """Each table's columns, as _SCHEMA makes them."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(_SCHEMA)
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        conn.close()
+
+
+_COLUMNS = _columns()
+
+
+def _check_tables(conn: sqlite3.Connection, db: Path) -> None:
+    """Our tables with our columns, before anything is read from or written to them."""
+    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    missing = [t for t in _TABLES if t not in {r[0] for r in rows}]
+    if missing:
+        raise CorruptError(
+            f"{db} is an SQLite file but not a faceset (no {', '.join(missing)} table)", _RESTORE
+        )
+    for table in (r[0] for r in rows):
+        if table in _COLUMNS:
+            have = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+            if have != _COLUMNS[table]:
+                raise CorruptError(f"{db}: table {table} does not have its columns", _RESTORE)
+
+
+def _create(db: Path) -> None:
+    """Make a new, empty manifest under a temporary name and link it into place whole.
+
+    A killed run never leaves a half-made (empty) faceset.sqlite, so an empty one is
+    always someone else's file. Linking, not renaming, never replaces a manifest that
+    another process made in the meantime.
+    """
+    fd, name = tempfile.mkstemp(prefix=f".{db.name}.", suffix=".tmp", dir=db.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        finally:
+            conn.close()
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, db)
+        except FileExistsError:
+            pass
+        except OSError:  # a filesystem without hard links
+            if not db.exists():
+                os.replace(tmp, db)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def source_key(path: Path) -> str:
+    """A source as stored: its absolute path, as text that SQLite and JSON can hold.
+
+    A name that is not UTF-8 (lone surrogates in Python, which sqlite3 refuses) keeps
+    its odd bytes as \\xNN escapes, the way `ls -b` shows them.
+    """
+    text = str(path.resolve())
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = os.fsencode(text).decode("utf-8", "backslashreplace")
+    return text
+
+
+def _plain_file(name: object) -> str:
+    """A face's file is one plain name in faces/: never a path out of the faceset."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name[0] == ".":
+        raise ValueError(f"file name {str(name)[:60]!r} is not a plain name")
+    return name
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{value!r} is not a number")
+    return float(value)
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{value!r} is not an integer")
+    return value
+
+
+def _bytes(value: object, size: int | None) -> bytes:
+    if not isinstance(value, bytes) or (size is not None and len(value) != size):
+        raise ValueError("a stored array has the wrong size")
+    return value
+
+
+def _record(row: tuple) -> FaceRecord:
+    """One faces row as a FaceRecord, every field checked (the file may be damaged)."""
+    box = json.loads(_bytes(row[5], None) if isinstance(row[5], bytes) else row[5])
+    if not isinstance(box, list) or len(box) != 4:
+        raise ValueError("box is not four numbers")
+    return FaceRecord(
+        id=_integer(row[0]),
+        source_id=_integer(row[1]),
+        frame=_integer(row[2]),
+        idx=_integer(row[3]),
+        file=_plain_file(row[4]),
+        box=[_number(v) for v in box],
+        landmarks=_array(_bytes(row[6], 68 * 2 * 4), np.float32, (68, 2)),  # type: ignore[arg-type]
+        matrix=_array(_bytes(row[7], 2 * 3 * 8), np.float64, (2, 3)),  # type: ignore[arg-type]
+        embedding=None if row[8] is None else _array(_bytes(row[8], 128 * 4), np.float32, (128,)),
+        mask=None if row[9] is None else _bytes(row[9], None),
+        blur=_number(row[10]),
+        yaw=_number(row[11]),
+        pitch=_number(row[12]),
+        roll=_number(row[13]),
+        score=_number(row[14]),
+        tracked=bool(_integer(row[15])),
+    )
+
+
+class _Rows:
+    """A statement's rows, all fetched: a damaged page fails inside _Db, not later."""
+
+    def __init__(self, rows: list[tuple], lastrowid: int | None) -> None:
+        self._rows = rows
+        self.lastrowid = lastrowid
+
+    def fetchall(self) -> list[tuple]:
+        return self._rows
+
+    def fetchone(self) -> tuple | None:
+        return self._rows[0] if self._rows else None
+
+
+class _Db:
+    """The manifest's connection. SQLite's "malformed" and "not a database" errors
+    become one CorruptError; the others (locked, disk full, a broken constraint) pass."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @contextlib.contextmanager
+    def _checked(self) -> Iterator[None]:
+        try:
+            yield
+        except (sqlite3.OperationalError, sqlite3.IntegrityError, sqlite3.ProgrammingError):
+            raise
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:  # text that is not UTF-8
+            raise _unreadable(self.path, exc) from None
+
+    def execute(self, sql: str, params: Iterable[object] = ()) -> _Rows:
+        with self._checked():
+            cur = self._conn.execute(sql, tuple(params))
+            return _Rows(cur.fetchall(), cur.lastrowid)
+
+    def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> None:
+        with self._checked():
+            self._conn.executemany(sql, rows)
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 class Faceset:
     """A faceset folder: faces/*.png + faceset.sqlite."""
 
     def __init__(self, folder: Path, conn: sqlite3.Connection) -> None:
         self.folder = folder
         self.faces_dir = folder / "faces"
-        self._conn = conn
+        self._conn = _Db(conn, folder / "faceset.sqlite")
 
     # ---- opening -------------------------------------------------------------------------
 
     @classmethod
     def open(cls, folder: Path, create: bool = False) -> Faceset:
         db = folder / "faceset.sqlite"
-        if not db.exists() and not create:
+        new = not db.exists()
+        if new and not create:
             raise CorruptError(f"{folder} has no faceset.sqlite", "extract into it again")
+        if not new:
+            # Looked at before anything is written: a file that is not ours stays as it was.
+            _check_file(db)
         try:
-            (folder / "faces").mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+            folder.mkdir(exist_ok=True, mode=DIR_MODE)
+            (folder / "faces").mkdir(exist_ok=True, mode=DIR_MODE)
+            if new:
+                _create(db)
             conn = sqlite3.connect(db, timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise CorruptError(
-                f"{db} is not a readable faceset database ({exc})",
-                "restore it from a backup or extract into a new faceset name",
-            ) from None
+            raise _unreadable(db, exc) from None
         except OSError as exc:
             raise WorkspaceError(
                 f"cannot write {folder} ({exc.strerror})", "check space and permissions"
             ) from None
-        faceset = cls(folder, conn)
-        faceset._check_version()
-        faceset.reconcile()
+        try:
+            _check_tables(conn, db)
+            faceset = cls(folder, conn)
+            faceset._check_version()
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.executescript(_SCHEMA)  # adds only tables an older version lacked
+            faceset._check_meta()
+            faceset.reconcile()
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if any(w in str(exc) for w in ("locked", "readonly", "disk I/O", "full", "open")):
+                raise WorkspaceError(
+                    f"cannot use {db} ({exc})", "check space and permissions, then run again"
+                ) from None
+            raise _unreadable(db, exc) from None
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            conn.close()
+            raise _unreadable(db, exc) from None
+        except BaseException:
+            conn.close()
+            raise
         return faceset
 
     def close(self) -> None:
@@ -149,12 +378,34 @@ class Faceset:
     def _check_version(self) -> None:
         version = self.meta("schema_version")
         if version is None:
-            self.set_meta("schema_version", str(SCHEMA_VERSION))
-        elif not version.isdigit() or int(version) > SCHEMA_VERSION:
+            return  # a faceset from before versions were written: version 1
+        if not isinstance(version, str) or not version.isdigit():
+            raise CorruptError(
+                f"{self.folder} has an unreadable schema version ({str(version)[:40]!r})",
+                "restore faceset.sqlite from a backup or extract into a new faceset name",
+            )
+        if int(version) > SCHEMA_VERSION:
             raise CorruptError(
                 f"{self.folder} was written by a newer swapdeck (schema {version})",
                 "upgrade swapdeck to read it",
             )
+
+    def _check_meta(self) -> None:
+        """Crop size and coverage are read as numbers everywhere: prove they are."""
+        for key, kind in (("size", int), ("coverage", float)):
+            value = self.meta(key)
+            if value is None:
+                continue
+            try:
+                number = kind(value)
+            except (TypeError, ValueError):
+                number = None
+            if number is None or not 0 < number < 1e6:
+                raise CorruptError(
+                    f"{self.folder}: faceset.sqlite holds an unreadable {key} "
+                    f"({str(value)[:40]!r})",
+                    "restore it from a backup or extract into a new faceset name",
+                )
 
     def reconcile(self) -> tuple[int, int]:
         """Remove PNGs without rows and rows without PNGs; returns their counts."""
@@ -211,7 +462,7 @@ class Faceset:
         width: int | None = None,
         height: int | None = None,
     ) -> int:
-        key = str(path.resolve())
+        key = source_key(path)
         row = self._conn.execute("SELECT id FROM sources WHERE path = ?", (key,)).fetchone()
         if row:
             return int(row[0])
@@ -243,7 +494,15 @@ class Faceset:
             "SELECT tracks FROM track_state WHERE source_id = ? AND frame < ?",
             (source_id, frame),
         ).fetchone()
-        return json.loads(row[0]) if row else []
+        if not row:
+            return []
+        try:
+            tracks = json.loads(row[0])
+        except (TypeError, ValueError, RecursionError):
+            tracks = None
+        if not isinstance(tracks, list) or not all(isinstance(x, dict) for x in tracks):
+            raise CorruptError(f"{self._conn.path}: the saved face tracks are damaged", _RESTORE)
+        return tracks
 
     def commit_frame(
         self,
@@ -305,24 +564,12 @@ class Faceset:
     def faces(self, where: str = "", params: tuple[object, ...] = ()) -> Iterator[FaceRecord]:
         sql = f"SELECT {self._COLUMNS} FROM faces {where} ORDER BY id"
         for row in self._conn.execute(sql, params).fetchall():
-            yield FaceRecord(
-                id=row[0],
-                source_id=row[1],
-                frame=row[2],
-                idx=row[3],
-                file=row[4],
-                box=json.loads(row[5]),
-                landmarks=_array(row[6], np.float32, (68, 2)),  # type: ignore[arg-type]
-                matrix=_array(row[7], np.float64, (2, 3)),  # type: ignore[arg-type]
-                embedding=_array(row[8], np.float32, (128,)),
-                mask=row[9],
-                blur=row[10],
-                yaw=row[11],
-                pitch=row[12],
-                roll=row[13],
-                score=row[14],
-                tracked=bool(row[15]),
-            )
+            try:
+                yield _record(row)
+            except (TypeError, ValueError, KeyError, RecursionError) as exc:
+                raise CorruptError(
+                    f"{self._conn.path}: face row {row[0]!r} is damaged ({exc})", _RESTORE
+                ) from None
 
     def count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
@@ -346,12 +593,14 @@ class Faceset:
                     files.append(row[0])
                     self._conn.execute("DELETE FROM faces WHERE id = ?", (face_id,))
         for name in files:
-            (self.faces_dir / name).unlink(missing_ok=True)
+            # Only ever a file inside faces/, whatever a damaged manifest says.
+            with contextlib.suppress(ValueError):
+                (self.faces_dir / _plain_file(name)).unlink(missing_ok=True)
         return files
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: _Db) -> None:
         self._conn = conn
 
     def __enter__(self) -> None:

@@ -19,16 +19,25 @@ from engine.workspace import Workspace
 def read_metrics(path: Path) -> list[dict[str, Any]]:
     """models/<name>/metrics.jsonl, one record per logged step; bad lines are skipped."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return []
     records = []
     for line in text.splitlines():
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(*_BAD_LINE):
             record = json.loads(line)
-            if isinstance(record, dict) and "step" in record:
+            if isinstance(record, dict) and _is_step(record.get("step")):
                 records.append(record)
     return records
+
+
+# What json.loads and int() raise on a damaged or hostile line: bad JSON, nesting too
+# deep for the parser, a step that is not a number, or an infinite one.
+_BAD_LINE = (ValueError, KeyError, TypeError, OverflowError, RecursionError)
+
+
+def _is_step(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def last_step(metrics: Path) -> int | None:
@@ -41,8 +50,10 @@ def last_step(metrics: Path) -> int | None:
     except OSError:
         return None
     for line in reversed(lines):
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            return int(json.loads(line)["step"])
+        with contextlib.suppress(*_BAD_LINE):
+            step = json.loads(line)["step"]
+            if _is_step(step):
+                return step
     return None
 
 

@@ -16,6 +16,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, Any
 
 from engine.errors import BadInputError, NotFoundError, WorkspaceError
 
@@ -66,6 +67,12 @@ def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def open_private(path: Path, mode: str = "a", **kwargs: Any) -> IO[Any]:
+    """open(), creating the file owner-only (0600) whatever the umask: logs hold paths
+    and faces' names, and a permissive umask must not make them others' to rewrite."""
+    return open(path, mode, opener=lambda p, flags: os.open(p, flags, 0o600), **kwargs)
 
 
 def atomic_write_bytes(target: Path, data: bytes, durable: bool = True) -> None:

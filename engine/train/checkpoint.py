@@ -45,6 +45,15 @@ def _restore_optimizer(
     for index, values in meta.get("scalars", {}).items():
         state.setdefault(int(index), {}).update(values)
     optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for key, value in optimizer.state.get(param, {}).items():
+                # Moments have their parameter's shape; only counters are scalars.
+                if isinstance(value, torch.Tensor) and value.ndim and value.shape != param.shape:
+                    raise ValueError(
+                        f"optimizer {key} has shape {list(value.shape)}, "
+                        f"its weight {list(param.shape)}"
+                    )
     # Saved state is contiguous; a channels-last parameter (CUDA) needs its moments in the
     # same layout, or the fused Adam kernel refuses the step.
     for group in optimizer.param_groups:
@@ -88,6 +97,7 @@ def snapshots(folder: Path) -> list[Path]:
 
 
 def _corrupt(path: Path, why: str) -> CorruptError:
+    why = " ".join(why.split())[:200]  # torch's messages span lines; the error is one line
     kept = snapshots(path.parent)
     hint = (
         f"copy a snapshot over it, e.g. cp {kept[-1]} {path}"
@@ -106,7 +116,41 @@ def read_info(path: Path) -> dict[str, Any]:
         raise _corrupt(path, str(exc).splitlines()[0][:120]) from None
     if meta.get("format") != FORMAT:
         raise _corrupt(path, "not a swapdeck checkpoint")
-    return json.loads(meta["info"])
+    try:
+        info = json.loads(meta["info"])
+    except (KeyError, ValueError):
+        raise _corrupt(path, "its step and settings are missing or unreadable") from None
+    step = info.get("step") if isinstance(info, dict) else None
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise _corrupt(path, "it records no valid step")
+    return info
+
+
+def _check_fits(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """Every weight the model has, in its shape, and nothing else: said in one line."""
+    want = model.state_dict()
+    missing = sorted(want.keys() - tensors.keys())
+    extra = sorted(tensors.keys() - want.keys())
+    if missing:
+        raise ValueError(f"{len(missing)} weights missing, e.g. model.{missing[0]}")
+    if extra:
+        raise ValueError(f"{len(extra)} unknown weights, e.g. model.{extra[0]}")
+    for key, value in want.items():
+        if tensors[key].shape != value.shape:
+            raise ValueError(
+                f"model.{key} has shape {list(tensors[key].shape)}, "
+                f"this model needs {list(value.shape)}"
+            )
+
+
+# Generator states: a CPU generator's (Mersenne Twister) or a CUDA one's (seed + offset).
+_RNG_SIZES = (torch.Generator().get_state().numel(), 16)
+
+
+def _check_rng(rng: dict[str, torch.Tensor]) -> None:
+    for key, value in rng.items():
+        if value.dtype != torch.uint8 or value.ndim != 1 or value.numel() not in _RNG_SIZES:
+            raise ValueError(f"rng.{key} is not a random generator state")
 
 
 def load_checkpoint(
@@ -125,10 +169,12 @@ def load_checkpoint(
     except (SafetensorError, OSError, ValueError) as exc:
         raise _corrupt(path, str(exc).splitlines()[0][:120]) from None
     try:
+        _check_fits(model, groups["model"])
+        _check_rng(groups["rng"])
         model.load_state_dict(groups["model"], strict=True)
         if optimizer is not None:
             _restore_optimizer(optimizer, groups["optim"], json.loads(meta["optimizer"]))
-    except (RuntimeError, KeyError, ValueError) as exc:
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise _corrupt(path, f"its tensors do not fit this model: {str(exc)[:120]}") from None
     return info, groups["rng"]
 

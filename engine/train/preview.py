@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from engine.workspace import atomic_write_bytes
+from engine.workspace import DIR_MODE, atomic_write_bytes
 
 
 @torch.no_grad()
@@ -35,6 +35,6 @@ def render_preview(
     ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError("preview encoding failed")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
     atomic_write_bytes(path, data.tobytes())
     return path

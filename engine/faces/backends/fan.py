@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
@@ -134,24 +135,46 @@ def _fetch(label: str, url: str, folder: Path) -> Path:
 
 
 def _unreadable(path: Path) -> bool:
+    """Whether `path` fails to load as plain tensors. weights_only: a pickle that would
+    run code is refused, never executed. mmap makes it cheap for zip-format files."""
     import torch
 
-    try:
-        torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        return True
+    with warnings.catch_warnings():  # torch's remarks on odd pickles; the engine never prints
+        warnings.simplefilter("ignore")
+        try:
+            torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:
+            try:  # a legacy (pre-zip) torch file cannot be mapped
+                torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:
+                return True
     return False
+
+
+def _corrupt(label: str, path: Path, url: str) -> UnavailableError:
+    return UnavailableError(
+        f"{label} weights {path} are corrupt or unreadable",
+        f"delete the file and run again with internet, "
+        f"or put a good copy of {url} in {path.parent}",
+    )
+
+
+def _check_weights(paths: dict[str, Path], urls: dict[str, str]) -> None:
+    """Refuse a weight file that is not plain tensors before face-alignment opens it.
+
+    face-alignment 1.5 loads both files with weights_only=True itself; checking here
+    keeps a planted pickle harmless whatever version of it (or of torch) is installed.
+    """
+    for label, path in paths.items():
+        if _unreadable(path):
+            raise _corrupt(label, path, urls[label])
 
 
 def _load_error(paths: dict[str, Path], urls: dict[str, str], exc: Exception) -> UnavailableError:
     """Name the weight file that broke loading, so the user knows which one to replace."""
     for label, path in paths.items():
         if _unreadable(path):
-            return UnavailableError(
-                f"{label} weights {path} are corrupt or unreadable",
-                f"delete the file and run again with internet, "
-                f"or put a good copy of {urls[label]} in {path.parent}",
-            )
+            return _corrupt(label, path, urls[label])
     first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
     folder = next(iter(paths.values())).parent
     return UnavailableError(
@@ -178,6 +201,7 @@ class FanBackend(FaceBackend):
         folder = hub_checkpoints_dir()
         urls = _live_weight_urls()
         paths = {label: _fetch(label, url, folder) for label, url in urls.items()}
+        _check_weights(paths, urls)
         kwargs: dict[str, object] = {
             "device": self.device,
             "face_detector": "sfd",
