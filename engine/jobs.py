@@ -9,11 +9,14 @@ A job is a folder, `jobs/<id>/`:
   they happen; anyone can replay and follow it.
 - `log`: the process's stderr (library warnings; a traceback if swapdeck has a bug).
 
-The process runs in its own session with no terminal, so a hangup does not
-reach it. SIGTERM (`stop_job`) makes it save a checkpoint and stop; SIGUSR1
-(`save_now`) makes it save at the next step. A job whose process is gone while
-its file still says running was killed (SIGKILL, OOM killer, reboot): it is
-reported as failed, never as running forever.
+Two processes run a job, each in its own session with no terminal, so a hangup
+reaches neither: the trainer (`job.pid`) and a small supervisor, its parent,
+that waits for it. SIGTERM (`stop_job`) makes the trainer save a checkpoint and
+stop; SIGUSR1 (`save_now`) makes it save at the next step. A trainer killed
+outright (SIGKILL, the out-of-memory killer, a crash in native code) runs no
+code of its own, but its supervisor learns the signal and records it. A job
+whose processes are both gone while its file still says running (a reboot, a
+kill of both) is reported as failed too, never as running forever.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import threading
 import time
 import traceback
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ from engine.errors import (
 )
 from engine.events import CancelToken, Failed, from_json, to_json
 from engine.locks import lock_holder
-from engine.workspace import DIR_MODE, Workspace, atomic_write_text, check_name
+from engine.workspace import DIR_MODE, Workspace, atomic_write_text, check_name, open_private
 
 RUNNING_STATES = ("starting", "running")
 # How long a spawned job may take to say it is running before start_train gives up waiting.
@@ -61,6 +64,9 @@ class Job:
     state: str = "starting"
     pid: int | None = None
     create_time: float | None = None
+    # The supervisor waiting for `pid`, which records how the trainer ended.
+    supervisor: int | None = None
+    supervisor_create_time: float | None = None
     started: float = field(default_factory=time.time)
     ended: float | None = None
     exit_code: int | None = None
@@ -95,29 +101,66 @@ def _write(job: Job) -> None:
     atomic_write_text(_job_file(job.folder), json.dumps(data, indent=1) + "\n")
 
 
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) < 2**31
+
+
+def _number(value: object) -> bool:
+    return (_int(value) or isinstance(value, float)) and abs(value) < 1e12  # type: ignore[arg-type]
+
+
+# job.json's fields by their annotation: a hand-edited or damaged file is refused on
+# reading instead of failing later (a pid that is text, a start time that is infinite).
+_FIELD_CHECKS: dict[str, Any] = {
+    "str": lambda v: isinstance(v, str),
+    "int | None": lambda v: v is None or _int(v),
+    "float": _number,
+    "float | None": lambda v: v is None or _number(v),
+    "list[str]": lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "dict[str, Any]": lambda v: isinstance(v, dict),
+}
+
+
+def _checked_fields(data: object, folder: Path) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if data.get("id") != folder.name:  # a job is found, followed and stopped by its folder
+        raise ValueError(f"its id is not {folder.name!r}")
+    for spec in fields(Job):
+        check = _FIELD_CHECKS.get(str(spec.type))
+        if spec.name in data and check is not None and not check(data[spec.name]):
+            raise ValueError(f"{spec.name} is {str(data[spec.name])[:40]!r}")
+    return data
+
+
 def _read(folder: Path) -> Job:
     try:
         data = json.loads(_job_file(folder).read_text(encoding="utf-8"))
-        return Job(**data, folder=folder)
-    except (OSError, ValueError, TypeError) as exc:
+        return Job(**_checked_fields(data, folder), folder=folder)
+    except (OSError, ValueError, TypeError, RecursionError) as exc:
         raise WorkspaceError(
             f"job {folder.name} has an unreadable job.json ({exc})",
             f"remove the folder {folder} if the job is not needed",
         ) from None
 
 
-def _alive(job: Job) -> bool:
-    """Is the job's own process still there (not a recycled pid, not a zombie)?"""
-    if job.pid is None:
+def _process_alive(pid: int | None, create_time: float | None) -> bool:
+    """Is this process still there (not a recycled pid, not a zombie)?"""
+    if pid is None:
         return False
     try:
-        proc = psutil.Process(job.pid)
+        proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
-        recycled = job.create_time is not None and abs(proc.create_time() - job.create_time) > 1
+        recycled = create_time is not None and abs(proc.create_time() - create_time) > 1
         return not recycled
     except psutil.Error:
         return False
+
+
+def _alive(job: Job) -> bool:
+    """Is the job's trainer process still there?"""
+    return _process_alive(job.pid, job.create_time)
 
 
 def _read_from(path: Path, offset: int) -> bytes:
@@ -139,15 +182,19 @@ def _last_step(job: Job) -> int | None:
     step = None
     for line in _read_from(job.events_path, max(0, size - 65536)).splitlines():
         if b'"metrics"' in line:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
+            with contextlib.suppress(
+                ValueError, KeyError, TypeError, OverflowError, RecursionError
+            ):
                 step = int(json.loads(line)["step"])
     return step
 
 
 def _settle(job: Job) -> Job:
-    """A job that says running but whose process is gone died without a word: say so."""
+    """A job that says running but whose processes are gone died without a word: say so."""
     if not job.running or _alive(job):
         return job
+    if _process_alive(job.supervisor, job.supervisor_create_time):
+        return job  # it is recording how the trainer ended, with the signal
     if job.pid is None and time.time() - job.started < START_WAIT_S:
         return job  # still starting up
     step = _last_step(job)
@@ -178,7 +225,7 @@ def list_jobs(workspace: Workspace) -> list[Job]:
 
 def get_job(workspace: Workspace, job_id: str) -> Job:
     """The job with this id (or the one job whose id starts with it)."""
-    if job_id and "/" not in job_id and job_id not in (".", ".."):
+    if job_id and "/" not in job_id and "\0" not in job_id and job_id not in (".", ".."):
         exact = workspace.jobs_dir / job_id
         if _job_file(exact).is_file():
             return _settle(_read(exact))
@@ -257,13 +304,13 @@ def start_train(
             folder=folder,
         )
         _write(job)
-        log = open(job.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
+        log = open_private(job.log_path, "ab")  # handed to the child, closed below
     except OSError as exc:
         raise WorkspaceError(
             f"cannot create job folder {folder} ({exc.strerror})", "check the workspace"
         ) from None
     with log:
-        proc = subprocess.Popen(
+        proc = subprocess.Popen(  # the supervisor, which starts the trainer
             [sys.executable, "-m", "engine.cli", "jobs", "run-job", str(folder)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -295,7 +342,7 @@ class _EventFile:
     """A sink appending each event as one JSON line, flushed so followers see it at once."""
 
     def __init__(self, path: Path) -> None:
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - lives as long as the job
+        self._fh = open_private(path, "a", encoding="utf-8")  # lives as long as the job
         self._lock = threading.Lock()
 
     def __call__(self, event: Any) -> None:
@@ -308,10 +355,73 @@ class _EventFile:
 
 
 def run_job(folder: Path) -> int:
+    """Supervise the job described in `folder/job.json`; returns its exit code.
+
+    Starts the trainer (`run_trainer`) as a child and waits for it. A trainer
+    that ends without having said how (killed by a signal, or exited early)
+    cannot write that down itself: this process does, with the signal's name.
+    """
+    folder = Path(folder).absolute()
+    job = _read(folder)
+    job.supervisor = os.getpid()
+    job.supervisor_create_time = psutil.Process().create_time()
+    _write(job)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "jobs", "run-job", "--trainer", str(folder)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # stderr stays the job's log
+        start_new_session=True,
+    )
+    # Whoever signals this process means the job: pass it on.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
+        signal.signal(signum, lambda n, _frame: trainer.send_signal(n))
+    code = trainer.wait()
+    return _record_end(folder, trainer.pid, code)
+
+
+def _record_end(folder: Path, pid: int, code: int) -> int:
+    """Say how a trainer that left its job running ended; returns the job's exit code."""
+    job = _read(folder)
+    if not job.running:
+        return int(job.exit_code or 0)  # it said so itself
+    step = _last_step(job)
+    where = f" after step {step}" if step is not None else ""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown"
+        why = f"killed by signal {-code} ({name})"
+        if -code == signal.SIGKILL:
+            why += ": kill -9, 'jobs stop --force' or the out-of-memory killer"
+        job.exit_code = 128 - code  # as a shell reports it
+    else:
+        why = f"exited with code {code} before it finished"
+        job.exit_code = code or 1
+    job.pid = job.pid or pid
+    job.state, job.ended = "failed", time.time()
+    job.reason = f"its process ({job.pid}) ended without a word{where}: {why}"
+    hint = "start it again: training resumes from the last checkpoint"
+    with contextlib.suppress(OSError):
+        failed = Failed(stage=job.kind, message=job.reason, hint=hint, exit_code=job.exit_code)
+        _append_event(job.events_path, failed)
+    _write(job)
+    return job.exit_code
+
+
+def _append_event(path: Path, event: Any) -> None:
+    """One event after the last one, on a line of its own even if a kill cut that one."""
+    with open_private(path, "ab") as fh:
+        cut = fh.tell() > 0 and _read_from(path, fh.tell() - 1) != b"\n"
+        fh.write((b"\n" if cut else b"") + to_json(event).encode("utf-8") + b"\n")
+
+
+def run_trainer(folder: Path) -> int:
     """Run the job described in `folder/job.json` in this process; returns its exit code.
 
-    This is the detached process's whole life: mark it running, train with
-    events going to events.jsonl, mark how it ended.
+    This is the trainer's whole life: mark it running, train with events going
+    to events.jsonl, mark how it ended.
     """
     folder = Path(folder).absolute()
     job = _read(folder)

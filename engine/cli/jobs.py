@@ -118,8 +118,12 @@ def logs_command(job_id: JobId, workspace: WorkspaceOpt) -> None:
 
 
 @app.command("run-job", hidden=True)
-def run_job_command(folder: Annotated[Path, typer.Argument()]) -> None:
-    """The detached process itself (started by 'train --detach'); not for people."""
-    from engine.jobs import run_job
+def run_job_command(
+    folder: Annotated[Path, typer.Argument()],
+    trainer: Annotated[bool, typer.Option("--trainer", help="Be the trainer itself.")] = False,
+) -> None:
+    """The detached processes (started by 'train --detach'): the supervisor, or with
+    --trainer the trainer it starts; not for people."""
+    from engine.jobs import run_job, run_trainer
 
-    raise typer.Exit(run_job(folder))
+    raise typer.Exit(run_trainer(folder) if trainer else run_job(folder))

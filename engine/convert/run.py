@@ -10,6 +10,7 @@ into place only when complete.
 
 from __future__ import annotations
 
+import errno
 import os
 import queue
 import shutil
@@ -36,6 +37,7 @@ from engine.faces.finder import FaceFinder
 from engine.faces.identity import Embedder, reference_embeddings
 from engine.faceset import Faceset
 from engine.media.images import IMAGE_EXTS, is_image_path, read_image
+from engine.media.paths import check_path, printable
 from engine.media.prefetch import prefetch
 from engine.media.video import is_video_path
 from engine.train.inference import TrainedModel, faceset_coverage, load_trained
@@ -44,6 +46,9 @@ from engine.workspace import Workspace, atomic_path, atomic_write_bytes
 _PROGRESS_EVERY_S = 0.25
 _SWAP_FRAMES = 8  # frames swapped per model batch
 _WRITE_AHEAD = 8  # frames queued for watermarking and encoding
+# Write errors that mean no room: disk full, file-size limit, quota.
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+_TMP_NAME_EXTRA = 14  # what tempfile adds to OUTPUT's name for the file written first
 
 
 @dataclass
@@ -56,12 +61,28 @@ class _Setup:
 
 def _check_output(config: ConvertConfig, kind: str) -> None:
     out, src = config.output, config.input
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        # The output is written under a temporary name ".NAME.xxxxxxxx.tmp" beside it.
+        too_long = len(os.fsencode(out.name)) + _TMP_NAME_EXTRA > os.pathconf(parent, "PC_NAME_MAX")
+        exists = out.exists()
+        is_dir = parent.is_dir()
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            raise BadInputError(f"folder {parent} does not exist", "create it first") from None
+        raise BadInputError(
+            f"cannot write {out} ({exc.strerror})", "choose a shorter, simpler OUTPUT path"
+        ) from None
+    if too_long:
+        raise BadInputError(
+            f"cannot write {out}: its name is too long for this file system",
+            "choose a shorter OUTPUT name",
+        )
     if out.resolve() == src.resolve():
         raise BadInputError("OUTPUT is the INPUT", "write the result somewhere else")
-    if out.exists() and not config.overwrite:
+    if exists and not config.overwrite:
         raise BadInputError(f"{out} already exists", "add --overwrite to replace it")
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
+    if not is_dir:
         raise BadInputError(f"folder {parent} does not exist", "create it first")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise WorkspaceError(f"cannot write to folder {parent}", "choose a folder you can write")
@@ -79,9 +100,7 @@ def _check_output(config: ConvertConfig, kind: str) -> None:
 
 
 def _input_kind(path: Path) -> str:
-    if not path.exists():
-        raise NotFoundError(f"{path} does not exist", "check the path")
-    if path.is_dir():
+    if check_path(path, "video or image"):
         return "folder"
     if is_image_path(path):
         return "image"
@@ -134,8 +153,8 @@ def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool)
         "mask": mask,
         "color": config.color,
         "device": str(model.device),
-        "input": str(config.input),
-        "output": str(config.output),
+        "input": printable(config.input),
+        "output": printable(config.output),
     }
     return _Setup(model, swapper, finder, detail)
 
@@ -326,7 +345,7 @@ def _finish(
         "faces_not_chosen": tally.faces_kept,
         "frames_without_face": tally.frames_without_face,
         "undecodable_frames": undecodable,
-        "output": str(config.output),
+        "output": printable(config.output),
         "seconds": round(seconds, 3),
         "frames_per_s": round(tally.frames / seconds, 3) if seconds > 0 else 0.0,
     }
@@ -386,7 +405,9 @@ def _convert_images(
                 )
             try:
                 image = read_image(path)
-            except BadInputError as exc:
+            except (BadInputError, NotFoundError) as exc:
+                if kind == "image":  # the one image asked for: no output is no success
+                    raise
                 bad += 1
                 sink(Warning(message=exc.message, hint="skipped"))
                 continue
@@ -394,6 +415,11 @@ def _convert_images(
             suffix = config.output.suffix if kind == "image" else path.suffix
             yield path, encode_image(out, suffix)
             progress(setup.swapper.tally.frames, setup.swapper.tally.faces_swapped)
+        if bad == len(items):
+            raise BadInputError(
+                f"none of the {bad} images in {config.input} could be read",
+                "check the files; the warnings above say what is wrong with each",
+            )
 
     if kind == "image":
         for _, data in converted():
@@ -443,6 +469,14 @@ def convert(
 
         setup = _setup(config, workspace, sink, video=False)
         return render_preview(config, setup.swapper, setup.finder, sink, kind, cancel)
-    if kind == "video":
-        return _convert_video(config, workspace, sink, cancel)
-    return _convert_images(config, workspace, sink, cancel, kind)
+    try:
+        if kind == "video":
+            return _convert_video(config, workspace, sink, cancel)
+        return _convert_images(config, workspace, sink, cancel, kind)
+    except OSError as exc:  # PyAV's write errors are OSErrors too
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise WorkspaceError(
+            f"cannot write {printable(config.output)}: disk full ({exc.strerror})",
+            "free disk space and run again; an older OUTPUT there is kept as it was",
+        ) from None

@@ -6,6 +6,11 @@ while the main process detects faces in the next frames.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import threading
+import time
+
 import cv2
 import numpy as np
 
@@ -14,8 +19,26 @@ from engine.faces.identity import Embedder
 _embedder: Embedder | None = None
 
 
+def _exit_with_parent() -> None:
+    """End this worker once its extract process is gone.
+
+    A SIGKILLed extract runs no clean-up, and a pool worker blocked on its job queue
+    would otherwise live on for ever, holding the models and its memory.
+    """
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def init_worker() -> None:
     global _embedder
+    if multiprocessing.parent_process() is not None:  # a pool worker, not inline
+        _exit_with_parent()
     # One core per worker: the pool already spreads work over the cores.
     cv2.setNumThreads(1)
     _embedder = Embedder()

@@ -45,7 +45,7 @@ from engine.train.models import build_model
 from engine.train.models.base import SwapModel
 from engine.train.preview import render_preview
 from engine.train.store import ModelPaths, arch_of, create_model, open_model
-from engine.workspace import Workspace, atomic_write_text
+from engine.workspace import Workspace, atomic_write_text, open_private
 
 # A step whose loss is this many times the recent average counts as a blow-up.
 SPIKE_FACTOR = 4.0
@@ -168,9 +168,11 @@ class Trainer:
         if self.info.is_main:
             if self.created:
                 create_model(s, self.paths)
-            # Half-written files from a run that was killed mid-save.
-            for stray in self.paths.folder.glob(".*.tmp"):
-                stray.unlink(missing_ok=True)
+            # Half-written files from a run that was killed mid-save: checkpoint, metrics,
+            # preview or snapshot (the lock says no other trainer is writing them now).
+            for folder in (self.paths.folder, self.paths.previews, self.paths.snapshots):
+                for stray in folder.glob(".*.tmp"):
+                    stray.unlink(missing_ok=True)
         torch.manual_seed(s.seed)
         self.model: SwapModel = build_model(arch).to(self.device)
         if self.device.type == "cuda":
@@ -202,9 +204,9 @@ class Trainer:
         self.step = int(info["step"])
         self.lr_scale = float(info.get("lr_scale", 1.0))
         gen = rng.get(f"gen{self.info.rank}") if self.info.enabled else rng.get("gen0")
-        if gen is not None and self.device.type == "cpu":
-            self.generator.set_state(gen)
-        elif gen is not None:
+        # A state saved on another kind of device (CUDA's is 16 bytes, the CPU's 5 KB)
+        # cannot drive this generator: the run then keeps its own seeded stream.
+        if gen is not None and gen.numel() == self.generator.get_state().numel():
             self.generator.set_state(gen.to("cpu"))
         if "scaler_scale" in info and self.scaler.is_enabled():
             self.scaler.update(float(info["scaler_scale"]))
@@ -248,17 +250,29 @@ class Trainer:
         if not self.info.is_main or not path.exists():
             return
         kept = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            with contextlib.suppress(ValueError, KeyError, TypeError):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        for line in text.splitlines():
+            with contextlib.suppress(
+                ValueError, KeyError, TypeError, OverflowError, RecursionError
+            ):
                 if int(json.loads(line)["step"]) <= self.step:
                     kept.append(line)
-        atomic_write_text(path, "".join(f"{line}\n" for line in kept))
+        trimmed = "".join(f"{line}\n" for line in kept)
+        if trimmed == text:
+            return  # nothing to drop: no rewrite of a long history at every start
+        try:
+            atomic_write_text(path, trimmed)
+        except OSError as exc:
+            raise WorkspaceError(
+                f"cannot write {path} ({exc.strerror})",
+                "free disk space; the checkpoint and the metrics logged so far are kept",
+            ) from None
 
     def _log_metrics(self, record: dict[str, Any]) -> None:
         if not self.info.is_main:
             return
         try:
-            with open(self.paths.metrics, "a", encoding="utf-8") as fh:
+            with open_private(self.paths.metrics, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
         except OSError as exc:
             raise WorkspaceError(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
 import pytest
+from facesetutil import face_snapshot
 
 from engine.config import ExtractConfig, build
 from engine.errors import CancelledError
@@ -17,22 +17,7 @@ from engine.workspace import Workspace
 
 
 def _snapshot(ws: Workspace, name: str) -> dict[tuple[str, int, int], tuple]:
-    """Faces keyed by (source file name, frame, index): landmarks, pose and PNG hash."""
-    folder = ws.faceset_dir(name)
-    with Faceset.open(folder) as fs:
-        paths = {s["id"]: Path(str(s["path"])).name for s in fs.sources()}
-        out = {}
-        for f in fs.faces():
-            data = (folder / "faces" / f.file).read_bytes()
-            out[(paths[f.source_id], f.frame, f.idx)] = (
-                f.landmarks.round(3).tobytes(),
-                round(f.yaw, 3),
-                f.tracked,
-                hashlib.sha256(data).hexdigest(),
-            )
-        files = sorted(p.name for p in (folder / "faces").glob("*.png"))
-        assert len(files) == len(out), "a row without its file or a file without its row"
-    return out
+    return face_snapshot(ws.faceset_dir(name))
 
 
 @pytest.fixture(scope="module")

@@ -101,3 +101,21 @@ def test_repeated_nan_stops_with_a_clear_error(sample_workspace, tmp_path):
         train(ws, "m", NEW, _run(steps=20, log_every=5), step_hook=always)
     # The last good checkpoint is still there and whole.
     assert all(torch.isfinite(t).all() for t in _weights(ws, "m").values())
+
+
+def test_resume_of_a_cuda_checkpoint_on_cpu(sample_workspace, tmp_path):
+    """A checkpoint saved on a GPU carries CUDA's 16-byte generator state, which a CPU
+    generator cannot take: training resumes anyway, on its own seeded stream."""
+    from safetensors.torch import load_file, save_file
+
+    ws = _copy(sample_workspace, tmp_path)
+    train(ws, "m", NEW, _run(steps=2))
+    path = ws.model_dir("m") / "checkpoint.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        metadata = f.metadata()
+    tensors = load_file(path)
+    assert tensors["rng.gen0"].numel() != 16
+    tensors["rng.gen0"] = torch.arange(16, dtype=torch.uint8)  # as torch.cuda's get_state
+    save_file(tensors, path, metadata)
+    again = train(ws, "m", {}, _run(steps=4))
+    assert again["steps"] == 4
