@@ -57,6 +57,13 @@ def start(info: DistInfo, device: torch.device) -> None:
         dist.init_process_group(backend=backend)
 
 
+def wait_for_all(info: DistInfo) -> None:
+    """Return when every rank is here: ranks then leave the group together, so none
+    tears down its connections while another still uses them (gloo aborts on that)."""
+    if info.enabled and dist.is_initialized():
+        dist.barrier()
+
+
 def stop(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

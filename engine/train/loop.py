@@ -349,7 +349,9 @@ class Trainer:
                 stack.enter_context(model_lock(self.workspace, self.name))
             try:
                 self._prepare()
-                return self._fit()
+                result = self._fit()
+                dist.wait_for_all(self.info)  # rank 0 is still saving and previewing
+                return result
             finally:
                 if self.board is not None:
                     self.board.close()

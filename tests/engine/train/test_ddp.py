@@ -41,7 +41,7 @@ def test_two_ranks_end_with_identical_weights(sample_workspace, tmp_path):
         timeout=300,
         env=_env(),
     )
-    assert env_run.returncode == 0, env_run.stderr[-3000:]
+    assert env_run.returncode == 0, _tails(env_run.stderr)
     ranks = [(out / f"rank{r}.txt").read_text().split() for r in (0, 1)]
     assert ranks[0][0] == ranks[1][0] == "2"  # both saw a world of two
     assert ranks[0][1] == ranks[1][1]  # and hold the same weights
@@ -88,7 +88,7 @@ def test_cli_gpus_flag_runs_torchrun_and_python_m_engine_train(sample_workspace,
         timeout=300,
         env=_env(),
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, _tails(result.stderr)
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     finished = [e for e in events if e["type"] == "finished"]
     assert len(finished) == 1  # rank 0 alone reports
@@ -104,3 +104,9 @@ def _env() -> dict[str, str]:
     env["OMP_NUM_THREADS"] = "1"  # two ranks on two cores
     env.pop("WORLD_SIZE", None)
     return env
+
+
+def _tails(stderr: str) -> str:
+    """Both ends of torchrun's stderr: a failing rank's traceback comes first, the
+    launcher's summary last."""
+    return stderr if len(stderr) <= 6000 else f"{stderr[:3000]}\n...\n{stderr[-3000:]}"
