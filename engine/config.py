@@ -6,7 +6,6 @@ instead of a pydantic traceback.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -15,6 +14,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.errors import BadInputError, CorruptError
+from engine.media.paths import printable
 from engine.workspace import atomic_write_text, check_name
 
 C = TypeVar("C", bound=BaseModel)
@@ -140,8 +140,7 @@ def build(cls: type[C], **values: Any) -> C:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
-        # TOML is UTF-8: a name that is not keeps its odd bytes as \xNN escapes.
-        return os.fsencode(value).decode("utf-8", "backslashreplace")
+        return printable(value)  # TOML is UTF-8; a name may not be
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import BadInputError, CorruptError, WorkspaceError
+from engine.media.paths import printable
 from engine.workspace import DIR_MODE
 
 SCHEMA_VERSION = 1
@@ -203,17 +204,9 @@ def _create(db: Path) -> None:
 
 
 def source_key(path: Path) -> str:
-    """A source as stored: its absolute path, as text that SQLite and JSON can hold.
-
-    A name that is not UTF-8 (lone surrogates in Python, which sqlite3 refuses) keeps
-    its odd bytes as \\xNN escapes, the way `ls -b` shows them.
-    """
-    text = str(path.resolve())
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = os.fsencode(text).decode("utf-8", "backslashreplace")
-    return text
+    """A source as stored: its absolute path, as text that SQLite and JSON can hold
+    (sqlite3 refuses the lone surrogates of a name that is not UTF-8)."""
+    return printable(path.resolve())
 
 
 def _plain_file(name: object) -> str:
