@@ -46,6 +46,7 @@ from engine.errors import (
 )
 from engine.events import CancelToken, Failed, from_json, to_json
 from engine.locks import lock_holder
+from engine.model_index import step_of
 from engine.workspace import DIR_MODE, Workspace, atomic_write_text, check_name, open_private
 
 RUNNING_STATES = ("starting", "running")
@@ -181,11 +182,8 @@ def _last_step(job: Job) -> int | None:
         return None
     step = None
     for line in _read_from(job.events_path, max(0, size - 65536)).splitlines():
-        if b'"metrics"' in line:
-            with contextlib.suppress(
-                ValueError, KeyError, TypeError, OverflowError, RecursionError
-            ):
-                step = int(json.loads(line)["step"])
+        found = step_of(line) if b'"metrics"' in line else None
+        step = step if found is None else found
     return step
 
 

@@ -50,10 +50,20 @@ def last_step(metrics: Path) -> int | None:
     except OSError:
         return None
     for line in reversed(lines):
-        with contextlib.suppress(*_BAD_LINE):
-            step = json.loads(line)["step"]
-            if _is_step(step):
-                return step
+        step = step_of(line)
+        if step is not None:
+            return step
+    return None
+
+
+def step_of(line: str | bytes) -> int | None:
+    """The step a metrics record (a metrics.jsonl line or a metrics event) holds, or
+    None for a damaged or hostile line."""
+    with contextlib.suppress(*_BAD_LINE):
+        record = json.loads(line)
+        step = record.get("step") if isinstance(record, dict) else None
+        if _is_step(step):
+            return step
     return None
 
 
