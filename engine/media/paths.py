@@ -74,7 +74,8 @@ def check_path(path: Path, what: str = "file") -> bool:
     for test, kind in _NOT_FILES:
         if test(info.st_mode):
             # Opening a pipe waits for a writer, and a device may never end: refused unread.
-            raise BadInputError(f"{path} is {kind}, not a {what}", f"give a regular {what}")
+            article = "an" if what[0] in "aeiou" else "a"
+            raise BadInputError(f"{path} is {kind}, not {article} {what}", f"give a regular {what}")
     if info.st_size == 0:
         raise BadInputError(
             f"{path} is empty (0 bytes)", "an interrupted copy or download? copy it again"
