@@ -99,6 +99,10 @@ class _Tally:
     skipped: int = 0
     bad_files: int = 0
     problems: list[str] = field(default_factory=list)
+    # Faces this run turned away for not matching the reference photos, and the
+    # nearest any of them came: what "no faces" must tell apart from finding none.
+    not_matched: int = 0
+    closest: float = float("inf")
 
 
 class _InlineExecutor(Executor):
@@ -246,6 +250,22 @@ class _Extraction:
         if tally.problems:
             raise BadInputError(
                 tally.problems[0], "the faces found before it are kept; fix the file and rerun"
+            )
+        if found == 0 and tally.not_matched:
+            photos = "photo" if len(self.references) == 1 else "photos"
+            raise NoFacesError(
+                f"no face matched the reference {photos}: {tally.not_matched} faces found, "
+                f"the closest at distance {tally.closest:.2f}, above the threshold "
+                f"{self.config.threshold:g}",
+                "raise --threshold or use another reference photo, into a new faceset (-f): "
+                "this one now counts these frames as done",
+            )
+        if found == 0 and tally.frames == 0 and tally.frames_seen and not tally.bad_files:
+            # A rerun over frames an earlier run did: nothing was looked at again.
+            raise NoFacesError(
+                f"no faces: all {tally.frames_seen} frames of the sources were extracted into "
+                f"faceset {self.config.faceset} before, and gave none",
+                "to try other settings, extract into a new faceset (-f)",
             )
         if found == 0:
             raise NoFacesError(
@@ -406,11 +426,13 @@ class _Extraction:
         for cand in frame.candidates:
             png, _ = cand.job.result()
             embedding = cand.resolved_embedding()
-            if len(self.references) and (
-                nearest_distance(embedding, self.references) > self.config.threshold
-            ):
-                self.tally.skipped += 1
-                continue
+            if len(self.references):
+                gap = nearest_distance(embedding, self.references)
+                if gap > self.config.threshold:
+                    self.tally.skipped += 1
+                    self.tally.not_matched += 1
+                    self.tally.closest = min(self.tally.closest, gap)
+                    continue
             kept.append((cand, png, embedding))
         if self.config.max_faces and len(kept) > self.config.max_faces:
             by_size = sorted(kept, key=lambda k: k[0].face.size, reverse=True)

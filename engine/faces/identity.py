@@ -60,8 +60,18 @@ def nearest_distance(embedding: np.ndarray, references: np.ndarray) -> float:
     return float(np.linalg.norm(references - embedding[None, :], axis=1).min())
 
 
+# A face under this fraction of the largest one's width is background (a passer-by, a
+# poster), not a second candidate for the person to keep.
+_BACKGROUND_FACE = 0.5
+
+
 def reference_embeddings(paths: list[Path], backend: FaceBackend, embedder: Embedder) -> np.ndarray:
-    """One embedding per photo, of its largest face; a photo without a face is bad input."""
+    """One embedding per photo, of its one face; a photo without a face is bad input.
+
+    A photo of two or more people is refused rather than guessed at: picking one of
+    them would silently keep (or swap) the wrong person. Much smaller faces behind
+    the person are ignored.
+    """
     embeddings = []
     for path in paths:
         image = read_image(Path(path))
@@ -72,6 +82,13 @@ def reference_embeddings(paths: list[Path], backend: FaceBackend, embedder: Embe
                 "use a clear, frontal photo of the person to keep",
             )
         best = max(detections, key=lambda d: d.width * d.height)
+        people = sum(d.width >= _BACKGROUND_FACE * best.width for d in detections)
+        if people > 1:
+            raise BadInputError(
+                f"reference photo {path} shows {people} faces; it must show only the person "
+                "to keep",
+                "crop it to the one person",
+            )
         landmarks = backend.landmarks(image, [best.box])[0]
         embeddings.append(embedder.embed(image, landmarks))
     return np.stack(embeddings) if embeddings else np.zeros((0, 128), np.float32)
