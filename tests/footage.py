@@ -9,6 +9,7 @@ real faces without new files in the repository. The footage is MIT licensed
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,7 +20,10 @@ import cv2
 import numpy as np
 import pytest
 
-FOOTAGE = Path(__file__).resolve().parents[2] / "shared" / "footage"
+# Beside the checkout, as CI lays it out; SWAPDECK_FOOTAGE points elsewhere (a worktree).
+FOOTAGE = Path(
+    os.environ.get("SWAPDECK_FOOTAGE") or Path(__file__).resolve().parents[2] / "shared" / "footage"
+)
 FPS = 30
 
 
