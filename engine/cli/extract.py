@@ -16,7 +16,7 @@ from engine.cli.common import (
     out_console,
 )
 
-Backend = Literal["auto", "fan", "dlib"]
+Backend = Literal["auto", "fan", "dlib", "mediapipe"]
 Detector = Literal["hog", "cnn"]
 
 

@@ -17,7 +17,7 @@ from engine.cli.common import (
     out_console,
 )
 
-Backend = Literal["auto", "fan", "dlib"]
+Backend = Literal["auto", "fan", "dlib", "mediapipe"]
 Direction = Literal["a-to-b", "b-to-a"]
 
 # (group, key, label, format) for each row of the table.

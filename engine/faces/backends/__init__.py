@@ -1,7 +1,10 @@
-"""Face backends: `dlib` (offline, CPU) and `fan` (face-alignment, GPU-friendly).
+"""Face backends: `dlib` (offline, CPU), `fan` (face-alignment, GPU-friendly) and
+`mediapipe` (BlazeFace + face mesh on CPU, offline; finds turned heads).
 
 `auto` picks `fan` when its weights are already on disk and a GPU is present,
-otherwise `dlib`, and says why.
+otherwise `dlib`, and says why. It does not pick `mediapipe`: BlazeFace sees the
+whole frame at 128 px, so it misses the small faces of wide shots that dlib's HOG
+finds (80 px in a 1080p frame); it is for close-ups and turned heads, by name.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ def choose_backend(requested: str) -> BackendChoice:
 
     present, where = fan_weights_status()
     if not _cuda_available():
-        return BackendChoice("dlib", "no GPU, so the CPU-friendly dlib backend")
+        return BackendChoice(
+            "dlib", "no GPU, so the CPU-friendly dlib backend (--backend mediapipe: turned heads)"
+        )
     if not present:
         return BackendChoice("dlib", f"GPU present but face-alignment weights are not in {where}")
     return BackendChoice("fan", "GPU present and face-alignment weights found")
@@ -49,4 +54,8 @@ def load_backend(name: str, detector: str = "hog", device: str = "auto") -> Face
         from engine.faces.backends.fan import FanBackend
 
         return FanBackend(device=device)
+    if name == "mediapipe":
+        from engine.faces.backends.mediapipe_backend import MediaPipeBackend
+
+        return MediaPipeBackend()
     raise ValueError(f"unknown backend {name!r}")
