@@ -257,3 +257,54 @@ def audio_lead(path: Path, lead: float = 0.85, frames: int = 45) -> tuple[Path, 
         video_start=lead,
     )
     return path, [Shot(0, frames, f"audio {lead} s ahead of the video", meta={"lead": lead})]
+
+
+def closeup(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """talk_d3 framed tight around the face (brow to chin), as a close-up shot frames it."""
+    return [
+        cv2.resize(f[220:480, 160:420], (480, 480), interpolation=cv2.INTER_CUBIC) for f in frames
+    ]
+
+
+def turn(frame: np.ndarray, degrees: float) -> np.ndarray:
+    """The picture turned about a vertical axis (a perspective warp): the head turns further."""
+    h, w = frame.shape[:2]
+    focal, t = 1.2 * w, np.radians(degrees)
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = []
+    for x, y in src:
+        dx = x - w / 2
+        k = focal / (focal + dx * np.sin(t))
+        dst.append([w / 2 + dx * np.cos(t) * k, h / 2 + (y - h / 2) * k])
+    matrix = cv2.getPerspectiveTransform(src, np.float32(dst))
+    return cv2.warpPerspective(frame, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def hand(frames: list[np.ndarray], face: tuple[float, float, float]) -> list[np.ndarray]:
+    """A skin-coloured hand that slides in from the right over mouth and nose, rests, leaves.
+
+    `face` is (cx, cy, size) of the face in 0..1 of the frame width/height/width.
+    """
+    out = []
+    n = len(frames)
+    for i, frame in enumerate(frames):
+        frame = frame.copy()
+        h, w = frame.shape[:2]
+        cx, cy, size = face[0] * w, face[1] * h, face[2] * w
+        # In over the first third, resting in the middle third, out over the last.
+        t = min(i / (n / 3), 1.0, max(0.0, (n - 1 - i) / (n / 3)))
+        x = cx + size * (1.6 - 1.6 * t)
+        palm = (round(x), round(cy + 0.15 * size))
+        axes = (round(0.45 * size), round(0.38 * size))
+        cv2.ellipse(frame, palm, axes, 0, 0, 360, (214, 160, 128), -1)
+        for k in range(4):  # fingers pointing up-left, over the nose
+            y0 = round(cy - 0.05 * size + k * 0.12 * size)
+            cv2.line(
+                frame,
+                (palm[0], y0),
+                (round(palm[0] - 0.6 * size), y0 - round(0.1 * size)),
+                (204, 150, 120),
+                max(3, round(0.1 * size)),
+            )
+        out.append(frame)
+    return out

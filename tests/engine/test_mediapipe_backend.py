@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from footage import read_frames, side_by_side, write_video
+from footage import closeup, read_frames, side_by_side, turn, write_video
 
 from engine.config import ExtractConfig, build
 from engine.errors import UnavailableError
@@ -33,27 +32,6 @@ def backend() -> mpb.MediaPipeBackend:
 @pytest.fixture(scope="module")
 def dlib() -> DlibBackend:
     return DlibBackend()
-
-
-def closeup(frames: list[np.ndarray]) -> list[np.ndarray]:
-    """talk_d3 framed tight around the face (brow to chin), as a close-up shot frames it."""
-    return [
-        cv2.resize(f[220:480, 160:420], (480, 480), interpolation=cv2.INTER_CUBIC) for f in frames
-    ]
-
-
-def turn(frame: np.ndarray, degrees: float) -> np.ndarray:
-    """The picture turned about a vertical axis (a perspective warp): the head turns further."""
-    h, w = frame.shape[:2]
-    focal, t = 1.2 * w, np.radians(degrees)
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = []
-    for x, y in src:
-        dx = x - w / 2
-        k = focal / (focal + dx * np.sin(t))
-        dst.append([w / 2 + dx * np.cos(t) * k, h / 2 + (y - h / 2) * k])
-    matrix = cv2.getPerspectiveTransform(src, np.float32(dst))
-    return cv2.warpPerspective(frame, matrix, (w, h), borderMode=cv2.BORDER_REPLICATE)
 
 
 @pytest.fixture(scope="module")
