@@ -24,7 +24,7 @@ from engine.workspace import Workspace
 
 MIN_PYTHON = (3, 11)
 # One working face backend is enough: dlib runs anywhere, fan is the fast GPU option,
-# mediapipe finds turned heads on a CPU.
+# mediapipe (auto's choice without one) finds turned heads and small faces on a CPU.
 FACE_BACKEND_CHECKS = ("dlib", "fan", "mediapipe")
 H264_ENCODERS = ("libx264", "h264")
 AAC_ENCODERS = ("aac",)
@@ -221,7 +221,8 @@ def check_mediapipe() -> Check:
     return Check(
         name="mediapipe",
         ok=True,
-        detail=f"BlazeFace and face-mesh models in {folder}, run by OpenCV on CPU",
+        detail=f"BlazeFace and face-mesh models in {folder}, run by OpenCV on CPU "
+        "(auto uses them when there is no GPU for fan)",
         required=False,
     )
 

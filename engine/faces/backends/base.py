@@ -20,6 +20,14 @@ class FaceBackend(ABC):
     def describe(self) -> str:
         """One line for people: which models, on which device."""
 
+    def set_min_face(self, min_face: int) -> None:
+        """Look for faces down to `min_face` px (box side); backends that can, scale their search.
+
+        The default does nothing: such a backend's detector sees what it sees, and
+        the caller drops smaller faces.
+        """
+        return None
+
     @abstractmethod
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Face boxes in one image."""
