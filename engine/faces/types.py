@@ -36,21 +36,33 @@ class FoundFace:
 
     @property
     def size(self) -> float:
-        """Face size in pixels: the larger side of the landmarks' bounding box."""
-        span = self.landmarks.max(axis=0) - self.landmarks.min(axis=0)
-        return float(span.max())
+        """Face size in pixels, as the detector measures it: the larger side of `box`.
+
+        A detected face's box is the detector's; a tracked face's is the box the
+        detector would draw around its landmarks (`box_from_landmarks`), so
+        `--min-face` means the same thing for both.
+        """
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
-def box_from_landmarks(landmarks: np.ndarray, pad: float = 0.1) -> np.ndarray:
-    """A square-ish box around the landmarks, like a detector would draw."""
+# dlib's HOG box around a face, from its 68 landmarks, measured on 599
+# detections in the real footage (talk_d0/3/6/9/13 at full, half and 0.3 size,
+# boxes 72 to 446 px): the box is square, its side 1.04 times the mean of the
+# landmarks' width and height (5-95 %: 0.93-1.19, most of it HOG's 1.2x
+# scale steps), its centre 0.087 of the landmarks' height above theirs.
+_BOX_PER_SPAN = 1.04
+_BOX_RAISE = 0.087
+
+
+def box_from_landmarks(landmarks: np.ndarray) -> np.ndarray:
+    """The box (x0, y0, x1, y1) dlib's HOG detector would draw around these landmarks."""
     lo = landmarks.min(axis=0)
     hi = landmarks.max(axis=0)
     w, h = hi - lo
-    # Detector boxes start about at the brows; landmarks stop there, so pad the top more.
-    return np.array(
-        [lo[0] - pad * w, lo[1] - 2 * pad * h, hi[0] + pad * w, hi[1] + pad * h / 2],
-        dtype=np.float32,
-    )
+    half = _BOX_PER_SPAN * (w + h) / 4
+    cx = (lo[0] + hi[0]) / 2
+    cy = (lo[1] + hi[1]) / 2 - _BOX_RAISE * h
+    return np.array([cx - half, cy - half, cx + half, cy + half], dtype=np.float32)
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -59,3 +71,30 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def match_by_iou(
+    a: list[np.ndarray], b: list[np.ndarray], threshold: float
+) -> list[tuple[int, int]]:
+    """Pairs (i, j) of boxes a[i], b[j] that are the same face, best overlap first.
+
+    Greedy over all pairs: the most overlapping pair is matched, both leave, and
+    so on while the overlap exceeds `threshold`. Unlike matching each box of `a`
+    in turn, the result does not depend on the order of either list.
+    """
+    pairs = sorted(
+        ((iou(x, y), i, j) for i, x in enumerate(a) for j, y in enumerate(b)),
+        key=lambda p: -p[0],
+    )
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    matched = []
+    for overlap, i, j in pairs:
+        if overlap <= threshold:
+            break
+        if i in used_a or j in used_b:
+            continue
+        used_a.add(i)
+        used_b.add(j)
+        matched.append((i, j))
+    return matched
