@@ -18,10 +18,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from engine.errors import ExitCode, SwapdeckError
 
@@ -39,6 +41,19 @@ JsonOpt = Annotated[
 
 err_console = Console(stderr=True)
 out_console = Console()
+
+
+class EngineEtaColumn(TimeRemainingColumn):
+    """The engine's own ETA where its events give one (training: whichever of the step
+    cap and the time limit ends the run first); Rich's estimate from the bar otherwise."""
+
+    def render(self, task: Task) -> Text:
+        eta = task.fields.get("eta_s")
+        if eta is None or task.finished:
+            return super().render(task)
+        minutes, seconds = divmod(int(eta), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
 
 class Reporter:
@@ -63,7 +78,12 @@ class Reporter:
             losses = "  ".join(f"loss {k.upper()} {v:.4f}" for k, v in event.losses.items())
             total = int(event.extra.get("total_steps", 0)) or None
             self._bar(
-                "train", event.step, total, "steps", f"{losses}  {event.examples_per_s:.1f} ex/s"
+                "train",
+                event.step,
+                total,
+                "steps",
+                f"{losses}  {event.examples_per_s:.1f} ex/s",
+                event.extra.get("eta_s"),
             )
         elif kind == "started":
             detail = event.detail
@@ -92,7 +112,15 @@ class Reporter:
         counts = "  ".join(f"{k.replace('_', ' ')} {v:g}" for k, v in event.counts.items())
         self._bar(event.stage, event.done, event.total, event.unit, counts)
 
-    def _bar(self, stage: str, done: int, total: int | None, unit: str, counts: str) -> None:
+    def _bar(
+        self,
+        stage: str,
+        done: int,
+        total: int | None,
+        unit: str,
+        counts: str,
+        eta_s: float | None = None,
+    ) -> None:
         if self._progress is None:
             self._progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -100,16 +128,18 @@ class Reporter:
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[unit]}"),
                 TextColumn("{task.fields[counts]}"),
-                TimeRemainingColumn(),
+                EngineEtaColumn(),
                 console=err_console,
                 transient=False,
             )
             self._progress.start()
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(
-                stage, total=total, unit=unit, counts=counts
+                stage, total=total, unit=unit, counts=counts, eta_s=eta_s
             )
-        self._progress.update(self._tasks[stage], completed=done, total=total, counts=counts)
+        self._progress.update(
+            self._tasks[stage], completed=done, total=total, counts=counts, eta_s=eta_s
+        )
 
     def close(self) -> None:
         if self._progress is not None:

@@ -143,7 +143,8 @@ def train_command(
         how = "stopped" if result["stopped"] else "finished"
         out_console.print(
             f"{how} at step [bold]{result['steps']}[/]: loss A {result['loss_a']:.4f}, "
-            f"loss B {result['loss_b']:.4f}, {result['examples_per_s']:.1f} examples/s"
+            f"loss B {result['loss_b']:.4f}, {result['examples_per_s']:.1f} examples/s "
+            f"over the run ({result['examples_per_s_steady']:.1f} once warmed up)"
         )
         out_console.print(f"checkpoint: {result['checkpoint']}")
         out_console.print(f"preview: {result['preview']}")

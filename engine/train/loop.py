@@ -384,8 +384,13 @@ class Trainer:
         if self.step == 0:
             self._save("start")  # something to roll back to from the first step on
         started = time.monotonic()
+        start_step = self.step
+        per_step_examples = 2 * s.batch_size * self.info.world_size
         window_start, window_steps = time.monotonic(), 0
-        examples_per_s = 0.0
+        # The steady rate leaves out the first logging window, which holds the warm-up
+        # (allocator, autotuning, compilation); a run of one window has only that one.
+        steady_steps, steady_seconds = 0, 0.0
+        first_window: tuple[int, float] | None = None
         average: float | None = None
         last = {"loss_a": math.nan, "loss_b": math.nan}
         stopped = False
@@ -418,9 +423,14 @@ class Trainer:
             if self.step % run.log_every == 0 or self.step == run.steps:
                 elapsed = time.monotonic() - window_start
                 per_step = elapsed / max(window_steps, 1)
-                examples_per_s = 2 * s.batch_size * self.info.world_size / max(per_step, 1e-9)
+                examples_per_s = per_step_examples / max(per_step, 1e-9)
+                if first_window is None:
+                    first_window = (window_steps, elapsed)
+                else:
+                    steady_steps += window_steps
+                    steady_seconds += elapsed
                 window_start, window_steps = time.monotonic(), 0
-                self._report(losses, examples_per_s, per_step)
+                self._report(losses, examples_per_s, self._eta(per_step, started))
             if self.step % run.preview_every == 0:
                 self._preview()
             # No extra all-reduce per step unless there is a request to watch (a job's own,
@@ -434,22 +444,38 @@ class Trainer:
                 self._save("interval")
         self._save("stopped" if stopped else "end")
         self._preview()
+        # The whole run, from its first step to its end (saves and previews included), so
+        # that a short run is not reported at the speed of its fastest stretch.
+        seconds = time.monotonic() - started
+        if not steady_steps and first_window is not None:
+            steady_steps, steady_seconds = first_window
         result = {
             "model": self.name,
             "steps": self.step,
             "loss_a": last["loss_a"],
             "loss_b": last["loss_b"],
-            "examples_per_s": round(examples_per_s, 2),
+            "examples_per_s": round(
+                per_step_examples * (self.step - start_step) / max(seconds, 1e-9), 2
+            ),
+            "examples_per_s_steady": round(
+                per_step_examples * steady_steps / max(steady_seconds, 1e-9), 2
+            ),
             "checkpoint": str(self.paths.checkpoint),
             "preview": str(self.paths.previews / "latest.png"),
             "stopped": stopped,
-            "seconds": round(time.monotonic() - started, 2),
+            "seconds": round(seconds, 2),
         }
         self.sink(Finished(stage="train", result=result))
         return result
 
-    def _report(self, losses: dict[str, float], examples_per_s: float, per_step: float) -> None:
-        remaining = (self.run.steps - self.step) * per_step
+    def _eta(self, per_step: float, started: float) -> float:
+        """Seconds until whichever limit ends the run first: the step cap or the time limit."""
+        eta = (self.run.steps - self.step) * per_step
+        if self.run.time_limit is not None:
+            eta = min(eta, max(0.0, self.run.time_limit - (time.monotonic() - started)))
+        return eta
+
+    def _report(self, losses: dict[str, float], examples_per_s: float, eta_s: float) -> None:
         lr = self.settings.lr * self.lr_scale
         memory = _memory_mb(self.device)
         record = {
@@ -472,7 +498,7 @@ class Trainer:
                 examples_per_s=examples_per_s,
                 extra={
                     "total_steps": float(self.run.steps),
-                    "eta_s": round(remaining, 1),
+                    "eta_s": round(eta_s, 1),
                     "lr": lr,
                     "memory_mb": round(memory, 1),
                 },
