@@ -19,6 +19,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tui.widgets.train_stats import StatsView, render_stats
+
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 
 WIZARD = f"{sys.executable} -m tui wizard"  # what the `swapdeck` script runs
@@ -34,7 +36,9 @@ def screen(session: str) -> str:
     return tmux("capture-pane", "-p", "-t", session)
 
 
-def wait_for(session: str, pattern: str, timeout: float = 120) -> re.Match[str]:
+# CI shares its machine: every wait is long, and the one for training steps ends only
+# when the steps stop coming, not after a fixed time.
+def wait_for(session: str, pattern: str, timeout: float = 300) -> re.Match[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = re.search(pattern, screen(session))
@@ -52,21 +56,40 @@ def open_wizard(session: str, ws: Path) -> None:
          f"{WIZARD} -w {ws}; sleep 60"],
         check=True, timeout=30,
     )  # fmt: skip
-    wait_for(session, r"Facesets", timeout=60)
+    wait_for(session, r"Facesets")
 
 
-def shown_step(session: str) -> int:
-    return int(wait_for(session, r"step\s+(\d+)").group(1))
+# The stats panel's own step line ("step    12 / 1000"), made from the widget's label;
+# other text holds "step" too (the status's "saved checkpoint at step 0", the chart axis).
+STEP_LINE = re.compile(re.escape(render_stats(StatsView()).splitlines()[0].rstrip("—")) + r"(\d+)")
 
 
-def wait_for_step(session: str, at_least: int, timeout: float = 240) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(r"step\s+(\d+)", screen(session))
-        if found and int(found.group(1)) >= at_least:
-            return int(found.group(1))
+def shown_step(session: str) -> int | None:
+    found = STEP_LINE.search(screen(session))
+    return int(found.group(1)) if found else None
+
+
+def wait_for_step(session: str, at_least: int, stalled: float = 300) -> int:
+    """Wait until the stats panel shows step `at_least`, however slowly the steps come;
+    give up only when no new step has been shown for `stalled` seconds."""
+    last, since = None, time.monotonic()
+    while time.monotonic() - since < stalled:
+        step = shown_step(session)
+        if step is not None and step >= at_least:
+            return step
+        if step != last:
+            last, since = step, time.monotonic()
         time.sleep(0.3)
     raise AssertionError(f"step {at_least} never shown; the screen:\n{screen(session)}")
+
+
+def press_binding(session: str, key: str, label: str) -> None:
+    """Leave any text field, wait until the Footer offers `key` (it hides the screen's
+    letter keys while a field has focus), then press it. Escape goes alone: a letter
+    read together with it, as a busy machine may, would be Alt+letter."""
+    press(session, "Escape")
+    wait_for(session, rf"\b{re.escape(key)} {re.escape(label)}\b")
+    press(session, key)
 
 
 def chart_steps(session: str) -> list[int]:
@@ -104,7 +127,7 @@ def test_training_survives_the_terminal_and_a_new_wizard_reattaches(ws: Path) ->
         open_wizard(first, ws)
         press(first, "t")
         wait_for(first, r"Start training")
-        press(first, "Escape", "s")
+        press_binding(first, "s", "Start")
         step_before = wait_for_step(first, 20)
         (job,) = jobs(ws)
         assert job["state"] == "running" and job["model"]
@@ -127,9 +150,9 @@ def test_training_survives_the_terminal_and_a_new_wizard_reattaches(ws: Path) ->
         print(screen(second))  # the Train screen during a run, for the record
 
         # Stop it from the new wizard: the checkpoint is saved first.
-        press(second, "Escape", "x")
+        press_binding(second, "x", "Stop")
         # "stopped at step N; checkpoint saved" (the status may wrap it across two lines)
-        wait_for(second, r"checkpoint saved", timeout=120)
+        wait_for(second, r"checkpoint saved")
         (job,) = jobs(ws)
         assert job["state"] == "stopped" and job["exit_code"] == 0
         from engine.train.checkpoint import read_info
