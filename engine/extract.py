@@ -42,7 +42,6 @@ from engine.events import (
 )
 from engine.faces.align import alignment_matrix, transform_points, warp_face
 from engine.faces.backends import BackendChoice, choose_backend, load_backend
-from engine.faces.backends.dlib_backend import DlibBackend
 from engine.faces.finish import finish_face, init_worker, worker_ready
 from engine.faces.identity import Embedder, nearest_distance, reference_embeddings
 from engine.faces.mask import hull_mask
@@ -211,7 +210,7 @@ class _Extraction:
 
     def _load_models(self) -> BackendChoice:
         config = self.config
-        choice = choose_backend(config.backend)
+        choice = choose_backend(config.backend, config.detector)
         if choice.name == "fan":
             from engine.faces.backends.fan import fan_weights_status
 
@@ -219,8 +218,7 @@ class _Extraction:
             if not present:
                 self.sink(Info(message=f"face-alignment will download its weights to {where}"))
         self.backend = load_backend(choice.name, config.detector, config.device)
-        if isinstance(self.backend, DlibBackend):
-            self.backend.set_min_face(config.min_face)
+        self.backend.set_min_face(config.min_face)
         self.embedder = Embedder()
         self.references = reference_embeddings(config.references, self.backend, self.embedder)
         self.tracker = Tracker(self.backend)

@@ -11,7 +11,6 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from engine.faces.backends import BackendChoice, FaceBackend, choose_backend, load_backend
-from engine.faces.backends.dlib_backend import DlibBackend
 from engine.faces.tracking import Tracker
 from engine.faces.types import FoundFace
 
@@ -22,10 +21,9 @@ class FaceFinder:
     def __init__(
         self, backend: str = "auto", detector: str = "hog", device: str = "auto", min_face: int = 40
     ) -> None:
-        self.choice: BackendChoice = choose_backend(backend)
+        self.choice: BackendChoice = choose_backend(backend, detector)
         self.backend: FaceBackend = load_backend(self.choice.name, detector, device)
-        if isinstance(self.backend, DlibBackend):
-            self.backend.set_min_face(min_face)
+        self.backend.set_min_face(min_face)
         self.min_face = min_face
         self.tracker = Tracker(self.backend)
 
