@@ -107,6 +107,7 @@ class ConvertConfig(StageConfig):
     output: Path
     model: str
     direction: Literal["a-to-b", "b-to-a"] = "a-to-b"
+    faceset: str | None = Field(None, description="take the video's faces from this faceset")
     references: list[Path] = Field(default_factory=list)
     threshold: float = Field(0.6, gt=0.0, le=2.0, description="identity distance to swap a face")
     mask: Literal["auto", "hull", "learned"] = "auto"
@@ -124,6 +125,11 @@ class ConvertConfig(StageConfig):
     device: str = "auto"
 
     _m = field_validator("model")(classmethod(_name_validator("model name")))
+
+    @field_validator("faceset")
+    @classmethod
+    def _faceset_name(cls, value: str | None) -> str | None:
+        return None if value is None else _name_validator("faceset name")(cls, value)
 
 
 def build(cls: type[C], **values: Any) -> C:

@@ -28,6 +28,15 @@ def convert_command(
     direction: Annotated[
         Literal["a-to-b", "b-to-a"], typer.Option(help="Whose face goes onto whom.")
     ] = "a-to-b",
+    faceset: Annotated[
+        str | None,
+        typer.Option(
+            "--faceset",
+            "-f",
+            help="Take the video's faces from this faceset (default: the model's, if it "
+            "covers the video; else they are found on the fly).",
+        ),
+    ] = None,
     reference: Annotated[
         list[Path] | None,
         typer.Option(help="Photo of the person to swap; others stay. Repeat for several."),
@@ -73,6 +82,7 @@ def convert_command(
         output=output,
         model=model,
         direction=direction,
+        faceset=faceset,
         references=reference or [],
         threshold=threshold,
         mask=mask,

@@ -31,7 +31,13 @@ from engine.convert.faces import IdentityFilter, ManifestFaces
 from engine.convert.smooth import Face, Frame, Smoother
 from engine.convert.swap import FaceSwapper
 from engine.convert.video_io import FORMATS, DecodedFrame, VideoOutput, decode, open_input
-from engine.errors import BadInputError, CancelledError, NotFoundError, WorkspaceError
+from engine.errors import (
+    BadInputError,
+    CancelledError,
+    NoFacesError,
+    NotFoundError,
+    WorkspaceError,
+)
 from engine.events import CancelToken, Finished, Info, Progress, Sink, Started, Warning, null_sink
 from engine.faces.finder import FaceFinder
 from engine.faces.identity import Embedder, reference_embeddings
@@ -57,6 +63,7 @@ class _Setup:
     swapper: FaceSwapper
     finder: FaceFinder | None
     detail: dict[str, Any]
+    faceset: str  # the faceset of the face being replaced that the model was trained on
 
 
 def _check_output(config: ConvertConfig, kind: str) -> None:
@@ -111,6 +118,7 @@ def _input_kind(path: Path) -> str:
 def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool) -> _Setup:
     model = load_trained(workspace, config.model, config.device)
     source_side, identity = ("a", "b") if config.direction == "a-to-b" else ("b", "a")
+    # The side being replaced: a-to-b puts B's face where A's was, so A's faceset.
     source = model.settings.faceset_a if source_side == "a" else model.settings.faceset_b
     coverage = faceset_coverage(workspace, source)
     crop_size = model.size
@@ -156,7 +164,7 @@ def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool)
         "input": printable(config.input),
         "output": printable(config.output),
     }
-    return _Setup(model, swapper, finder, detail)
+    return _Setup(model, swapper, finder, detail, source)
 
 
 class _Progress:
@@ -258,8 +266,22 @@ def _convert_video(
     config: ConvertConfig, workspace: Workspace, sink: Sink, cancel: CancelToken
 ) -> dict[str, Any]:
     video = open_input(config.input, config.start, config.end)
-    manifest = None if config.start is not None else ManifestFaces.find(workspace, config.input)
-    setup = _setup(config, workspace, sink, video=manifest is not None)
+    manifest = None
+    if config.faceset is not None:  # checked before the model loads: a typo fails at once
+        if config.start:
+            raise BadInputError(
+                "--faceset takes the faces of the whole video, not from --start",
+                "leave out --start, or --faceset to find the faces on the fly",
+            )
+        manifest = ManifestFaces.find(workspace, config.input, config.faceset, required=True)
+    try:
+        setup = _setup(config, workspace, sink, video=True)
+        if manifest is None and not config.start:
+            manifest = ManifestFaces.find(workspace, config.input, setup.faceset)
+    except BaseException:
+        if manifest is not None:
+            manifest.close()
+        raise
     if manifest is None and setup.finder is None:
         setup.finder = FaceFinder(config.backend, device=config.device)
     setup.detail.update(
@@ -267,6 +289,8 @@ def _convert_video(
         faces_from=f"faceset {manifest.name}" if manifest else "found on the fly",
     )
     sink(Started(stage="convert", detail=setup.detail))
+    if manifest is None:
+        _hint_covering_facesets(config, workspace, sink, setup.faceset)
     if video.width % 2 or video.height % 2:
         sink(Info(message=f"odd frame size {video.width}x{video.height}: encoding H.264 4:4:4"))
     progress = _Progress(sink, video.frames or None)
@@ -314,6 +338,23 @@ def _convert_video(
     return _finish(config, sink, swapper, started, video.undecodable, audio=output.audio_streams)
 
 
+def _hint_covering_facesets(
+    config: ConvertConfig, workspace: Workspace, sink: Sink, model_faceset: str
+) -> None:
+    """Say which facesets of this video were passed over: they may hold other people."""
+    if config.start:
+        return
+    others = [n for n in ManifestFaces.covering(workspace, config.input) if n != model_faceset]
+    if others:
+        sink(
+            Info(
+                message=f"faces are found on the fly: model {config.model} was trained on "
+                f"faceset {model_faceset}, which does not cover this video; "
+                f"--faceset {others[0]} would take them from {', '.join(others)}"
+            )
+        )
+
+
 def _finish(
     config: ConvertConfig,
     sink: Sink,
@@ -331,13 +372,19 @@ def _finish(
                 hint="they were skipped; the output has that many fewer frames",
             )
         )
-    if tally.frames and tally.faces_swapped == 0:
-        sink(
-            Warning(
-                message=f"no face was swapped in {tally.frames} frames "
-                f"({tally.frames_without_face} without a face, {tally.faces_kept} not chosen)",
-                hint="the output equals the input (marked as processed)",
-            )
+    if tally.faces_swapped == 0:
+        # The output is written (marked), but a run that changed nothing is no success.
+        not_chosen = f", {tally.faces_kept} not matching --reference" if config.references else ""
+        raise NoFacesError(
+            f"no face was swapped in {tally.frames} frames of {printable(config.input)} "
+            f"({tally.frames_without_face} without a face{not_chosen})",
+            f"{printable(config.output)} was written anyway, marked, but shows the input "
+            "unchanged; "
+            + (
+                "check --reference and --threshold"
+                if tally.faces_kept
+                else "check that INPUT shows faces the face finder can see"
+            ),
         )
     result: dict[str, Any] = {
         "frames": tally.frames,
@@ -388,6 +435,11 @@ def _convert_images(
 ) -> dict[str, Any]:
     from engine.provenance import encode_image, mark_frame
 
+    if config.faceset is not None:
+        raise BadInputError(
+            "--faceset takes the faces of a video; INPUT is images",
+            "leave out --faceset: faces in images are found on the fly",
+        )
     items = _image_items(config, kind)
     setup = _setup(config, workspace, sink, video=False)
     setup.detail.update(frames=len(items), faces_from="found on the fly")

@@ -2,7 +2,8 @@
 
 Every frame keeps its own presentation time, so variable-frame-rate input
 keeps its timing; the audio packets are remuxed untouched, interleaved with
-the video as it is written.
+the video as it is written. Without --start nothing is cut: audio before the
+first video frame stays, and so does the video's offset after the audio.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ FORMATS = {
     ".avi": "avi",
 }
 _CRF = "18"  # visually lossless for the face; the watermark is made to survive far worse
+# Stream tags that would be false on the output: the rotation is applied to the pixels
+# already, the video is re-encoded, and Matroska's statistics describe the old stream.
+_STALE_TAGS = {"rotate", "duration", "bps", "number_of_frames", "number_of_bytes"}
 
 
 @dataclass
@@ -44,8 +48,10 @@ class InputVideo:
     path: Path
     time_base: Fraction
     rate: Fraction
-    start_pts: int  # the first converted frame's pts; output times start from it
+    start_pts: int  # the first converted frame's pts
     end_pts: int | None
+    shift_pts: int  # taken off every output time: the trim point with --start, else 0
+    trimmed: bool  # --start given: audio before it is cut too
     frames: int  # expected frames in the converted range (an estimate for VFR)
     width: int
     height: int
@@ -54,6 +60,10 @@ class InputVideo:
     @property
     def start_seconds(self) -> float:
         return float(self.start_pts * self.time_base)
+
+    @property
+    def shift_seconds(self) -> Fraction:
+        return self.shift_pts * self.time_base
 
 
 def open_input(path: Path, start: float | None, end: float | None) -> InputVideo:
@@ -85,6 +95,9 @@ def open_input(path: Path, start: float | None, end: float | None) -> InputVideo
         raise BadInputError(f"{path} contains no decodable frames", "check the file")
     stream_start = first.pts or 0
     start_pts = stream_start + (round(start / time_base) if start else 0)
+    # Untrimmed, the output keeps the input's times, so a video stream that starts after
+    # its audio still does; only a negative start is moved up to 0, audio alongside.
+    shift_pts = start_pts if start else min(stream_start, 0)
     end_pts = stream_start + round(end / time_base) if end else None
     if end_pts is not None and end_pts <= start_pts:
         raise BadInputError(f"--end {end} is not after --start {start or 0}", "swap them")
@@ -100,6 +113,8 @@ def open_input(path: Path, start: float | None, end: float | None) -> InputVideo
         rate=rate,
         start_pts=start_pts,
         end_pts=end_pts,
+        shift_pts=shift_pts,
+        trimmed=bool(start),
         frames=total,
         width=upright.shape[1],
         height=upright.shape[0],
@@ -129,6 +144,14 @@ def decode(video: InputVideo) -> Iterator[DecodedFrame]:
                 index += 1
 
 
+def stream_tags(tags: dict[str, str], drop: frozenset[str] = frozenset()) -> dict[str, str]:
+    """An input stream's tags (language, title, handler) that still hold for the output."""
+    stale = _STALE_TAGS | drop
+    return {
+        k: v for k, v in tags.items() if k.lower() not in stale and not k.startswith("_STATISTICS")
+    }
+
+
 def video_metadata() -> dict[str, str]:
     from engine.provenance import VIDEO_METADATA
 
@@ -153,12 +176,17 @@ class VideoOutput:
         stream.options = {"crf": _CRF, "preset": "fast"}
         self._stream = stream
         self._audio_in = av.open(str(video.path))
+        if self._audio_in.streams.video:
+            tags = self._audio_in.streams.video[0].metadata
+            stream.metadata.update(stream_tags(tags, drop=frozenset({"encoder"})))
         self._audio_map = {}
         for audio in self._audio_in.streams.audio:
             try:
                 self._audio_map[audio.index] = self._out.add_stream_from_template(audio)
             except (ValueError, av.error.FFmpegError):
                 continue  # a codec this container cannot hold: that track is dropped
+            # The template carries the codec only: language and title are copied here.
+            self._audio_map[audio.index].metadata.update(stream_tags(audio.metadata))
         self._audio_packets = self._audio_iter()
         self._pending_audio: av.Packet | None = None
         self.audio_streams = len(self._audio_map)
@@ -170,16 +198,17 @@ class VideoOutput:
         video = self.video
         start = video.start_seconds
         end = float(video.end_pts * video.time_base) if video.end_pts is not None else None
-        if start > 0:
+        if video.trimmed and start > 0:
             self._audio_in.seek(int(start * av.time_base), backward=True)
         for packet in self._audio_in.demux(streams):
             if packet.pts is None or packet.size == 0:
                 continue
             when = float(packet.pts * packet.time_base)
-            # Before the start only when trimming: AAC's priming packet sits below zero.
-            if (start > 0 and when < start - 1e-6) or (end is not None and when >= end):
+            # Before the start only when trimming: audio ahead of the first video frame
+            # (and AAC's priming packet below zero) belongs to an untrimmed output.
+            if (video.trimmed and when < start - 1e-6) or (end is not None and when >= end):
                 continue
-            shift = round(start / packet.time_base)
+            shift = round(video.shift_seconds / packet.time_base)
             packet.pts -= shift
             if packet.dts is not None:
                 packet.dts -= shift
@@ -199,7 +228,7 @@ class VideoOutput:
 
     def write(self, rgb: np.ndarray, pts: int) -> None:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
-        frame.pts = pts - self.video.start_pts
+        frame.pts = pts - self.video.shift_pts
         frame.time_base = self.video.time_base
         for packet in self._stream.encode(frame):
             self._out.mux(packet)

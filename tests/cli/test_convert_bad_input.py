@@ -112,18 +112,17 @@ def test_unknown_output_format(ws: Path, clip: Path, tmp_path: Path) -> None:
     assert_fails(convert(ws, clip, tmp_path / "o.xyz"), ExitCode.BAD_INPUT, "o.xyz")
 
 
-def test_video_without_faces_is_written_unchanged_with_a_warning(ws: Path, tmp_path: Path) -> None:
+def test_video_without_faces_is_written_marked_but_is_no_success(ws: Path, tmp_path: Path) -> None:
     ramp = np.linspace(0, 255, 160, dtype=np.uint8)
     frames = [np.dstack([np.tile(ramp, (96, 1))] * 3).copy() for _ in range(10)]
     src = write_clip(tmp_path / "empty.mp4", frames)
     out = tmp_path / "out.mp4"
     result = convert(ws, src, out, "--json")
-    assert result.exit_code == 0, result.output
+    assert_fails(result, ExitCode.NO_FACES, "no face was swapped in 10 frames", "10 without a face")
     events = [json.loads(line) for line in result.stdout.splitlines()]
-    assert any(e["type"] == "warning" and "no face" in e["message"] for e in events)
-    assert events[-1]["result"]["frames_without_face"] == 10
-    assert events[-1]["result"]["faces_swapped"] == 0
-    assert info(out)["frames"] == 10
+    assert not any(e["type"] == "finished" for e in events)
+    assert events[-1]["type"] == "failed" and events[-1]["exit_code"] == ExitCode.NO_FACES
+    assert info(out)["frames"] == 10  # written all the same, marked
     diff = np.abs(np.stack(read_frames(src)).astype(int) - np.stack(read_frames(out))).mean()
     assert diff < 3.0
 

@@ -190,7 +190,8 @@ def test_faces_come_from_a_faceset_of_the_same_video(
     ws = Workspace(tmp_path / "ws")
     shutil.copytree(sample_workspace.root, ws.root)
     extract(build(ExtractConfig, sources=[short_input], faceset="clip", backend="dlib"), ws)
-    events = run(ws, tiny_model, short_input, tmp_path / "out.mp4")
+    # Named: only the model's own faceset (`a` here) is taken unasked.
+    events = run(ws, tiny_model, short_input, tmp_path / "out.mp4", faceset="clip")
     assert events[0].detail["faces_from"] == "faceset clip"
     assert events[-1].result["faces_swapped"] == 50
 
