@@ -36,13 +36,24 @@ class FoundFace:
 
     @property
     def size(self) -> float:
-        """Face size in pixels, as the detector measures it: the larger side of `box`.
+        """Face size in pixels, as the detector measures it (what `--min-face` is checked against).
 
-        A detected face's box is the detector's; a tracked face's is the box the
-        detector would draw around its landmarks (`box_from_landmarks`), so
-        `--min-face` means the same thing for both.
+        The larger of the detector's box (for a tracked face, there is none: its
+        box is drawn from the landmarks) and the box the detector would draw
+        around the landmarks (`box_from_landmarks`). HOG's boxes come in 1.2x
+        steps (72, 86, 104 px...), so a face of about 80 px is drawn as 72 or
+        86 from frame to frame; the landmarks' box is continuous and agrees
+        with HOG's on average, and the larger of the two does not drop a face
+        the detector called big enough.
         """
-        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+        drawn = box_from_landmarks(self.landmarks)
+        return float(
+            max(
+                self.box[2] - self.box[0],
+                self.box[3] - self.box[1],
+                drawn[2] - drawn[0],
+            )
+        )
 
 
 # dlib's HOG box around a face, from its 68 landmarks, measured on 599

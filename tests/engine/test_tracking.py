@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-from engine.faces.backends.dlib_backend import DlibBackend
+from engine.faces.backends.dlib_backend import DlibBackend, upsample_for
 from engine.faces.tracking import Track, Tracker, keep_shape
-from engine.faces.types import FoundFace, match_by_iou
+from engine.faces.types import FoundFace, box_from_landmarks, match_by_iou
 from engine.media.shots import ShotCuts
 
 THREE = ("talk_d3.mp4", "talk_d9.mp4", "talk_d13.mp4")
@@ -188,3 +188,19 @@ def test_shot_cuts_on_real_footage_are_all_found_and_none_invented(tmp_path):
     # Within one long shot with head turns and grimaces: no cut at all.
     cuts.reset()
     assert not any(cuts.step(f) for f in footage.read_frames("talk_d6.mp4", 0, 300)[::2])
+
+
+def test_min_face_is_checked_against_the_detectors_notion_of_size():
+    landmarks = footage_face()
+    lo, hi = landmarks.min(axis=0), landmarks.max(axis=0)
+    # Shrunk so the landmarks span 79 px at most, as in the issue.
+    small = ((landmarks - lo) * (79 / (hi - lo).max()) + 10).astype(np.float32)
+    detected = FoundFace(box=np.array([0, 0, 87, 87], np.float32), landmarks=small)
+    assert detected.size >= 87  # what the detector drew, not the 79 px span
+    # HOG draws boxes in 1.2x steps: a face the landmarks put at ~80 px may get 72.
+    quantised = FoundFace(box=np.array([0, 0, 72, 72], np.float32), landmarks=small)
+    drawn = box_from_landmarks(small)
+    assert quantised.size == pytest.approx(float(drawn[2] - drawn[0]))
+    assert 75 < quantised.size < 90
+    # HOG finds faces down to ~62 px by itself: no 4x slower upsampling above that.
+    assert [upsample_for(m) for m in (80, 70, 62, 50, 31, 16)] == [0, 0, 0, 1, 1, 2]
