@@ -45,6 +45,7 @@ from engine.faceset import Faceset
 from engine.media.images import IMAGE_EXTS, is_image_path, read_image
 from engine.media.paths import check_path, printable
 from engine.media.prefetch import prefetch
+from engine.media.shots import ShotCuts
 from engine.media.video import is_video_path
 from engine.train.inference import TrainedModel, faceset_coverage, load_trained
 from engine.workspace import Workspace, atomic_path, atomic_write_bytes
@@ -296,6 +297,7 @@ def _convert_video(
     progress = _Progress(sink, video.frames or None)
     swapper = setup.swapper
     smoother = Smoother(config.smooth)
+    cuts = ShotCuts()  # nothing is smoothed or filled across a hard cut
     started = time.monotonic()
     try:
         with atomic_path(config.output) as tmp:
@@ -323,7 +325,8 @@ def _convert_video(
                             "run it again",
                         )
                     faces = [Face(lm) for lm in landmarks]
-                    swap_and_write(smoother.push(Frame(frame.index, frame, faces)))
+                    cut = cuts.step(frame.rgb)
+                    swap_and_write(smoother.push(Frame(frame.index, frame, faces, cut=cut)))
                 swap_and_write(smoother.flush(), final=True)
                 writer.finish()
                 output.close()
