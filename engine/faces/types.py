@@ -38,22 +38,24 @@ class FoundFace:
     def size(self) -> float:
         """Face size in pixels, as the detector measures it (what `--min-face` is checked against).
 
-        The larger of the detector's box (for a tracked face, there is none: its
-        box is drawn from the landmarks) and the box the detector would draw
-        around the landmarks (`box_from_landmarks`). HOG's boxes come in 1.2x
-        steps (72, 86, 104 px...), so a face of about 80 px is drawn as 72 or
-        86 from frame to frame; the landmarks' box is continuous and agrees
-        with HOG's on average, and the larger of the two does not drop a face
-        the detector called big enough.
+        The box the detector would draw around the landmarks (`box_from_landmarks`),
+        or the detector's own box where that is larger by at most one HOG step.
+        HOG's boxes come in 1.2x steps (72, 86, 104 px...), so a face of about
+        80 px is drawn as 72 or 86 from frame to frame; the landmarks' box is
+        continuous and agrees with HOG's on average, and taking the detector's
+        box up to 1.2x of it does not drop a face the detector called big
+        enough. A looser box (BlazeFace draws small faces far away up to 1.5x
+        their landmarks) does not make a small face count as a big one. A
+        tracked face has no detector box: its box is drawn from the landmarks.
         """
         drawn = box_from_landmarks(self.landmarks)
-        return float(
-            max(
-                self.box[2] - self.box[0],
-                self.box[3] - self.box[1],
-                drawn[2] - drawn[0],
-            )
-        )
+        side = float(drawn[2] - drawn[0])
+        detected = float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
+        return max(side, min(detected, _HOG_STEP * side))
+
+
+# HOG's pyramid steps: its box for one face varies by up to this factor.
+_HOG_STEP = 1.2
 
 
 # dlib's HOG box around a face, from its 68 landmarks, measured on 599

@@ -202,5 +202,8 @@ def test_min_face_is_checked_against_the_detectors_notion_of_size():
     drawn = box_from_landmarks(small)
     assert quantised.size == pytest.approx(float(drawn[2] - drawn[0]))
     assert 75 < quantised.size < 90
+    # A loose box (BlazeFace's around a face far away) does not make a small face big.
+    loose = FoundFace(box=np.array([0, 0, 130, 130], np.float32), landmarks=small)
+    assert loose.size == pytest.approx(1.2 * float(drawn[2] - drawn[0]))
     # HOG finds faces down to ~62 px by itself: no 4x slower upsampling above that.
     assert [upsample_for(m) for m in (80, 70, 62, 50, 31, 16)] == [0, 0, 0, 1, 1, 2]
