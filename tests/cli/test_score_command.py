@@ -23,7 +23,8 @@ def write_clip(path: Path, count: int) -> Path:
     """The first `count` frames of the sample clip."""
     with av.open(str(SAMPLE / "clip_a.mp4")) as inp, av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        size = inp.streams.video[0].codec_context
+        stream.width, stream.height, stream.pix_fmt = size.width, size.height, "yuv420p"
         stream.options = {"preset": "ultrafast"}
         for index, frame in enumerate(inp.decode(video=0)):
             if index == count:

@@ -36,7 +36,8 @@ def marked_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with av.open(str(CLIP)) as src, av.open(str(path), "w") as out:
         out.metadata.update(provenance.VIDEO_METADATA)
         stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        size = src.streams.video[0].codec_context  # not rescaled: that would erase the mark
+        stream.width, stream.height, stream.pix_fmt = size.width, size.height, "yuv420p"
         stream.options = {"crf": "18", "preset": "fast"}
         for index, frame in enumerate(src.decode(video=0)):
             if index == 12:

@@ -18,6 +18,7 @@ from engine.faces.finder import FaceFinder
 from engine.workspace import Workspace
 
 SAMPLE = Path(__file__).resolve().parents[2] / "sample_data"
+SHORT_FRAMES = 60  # short_input: the sample clip's first 2 s at its 30 fps
 
 
 def run(ws: Workspace, model: str, src: Path, out: Path, **options: Any) -> list[Any]:
@@ -52,7 +53,7 @@ def test_output_keeps_frames_timing_and_audio(
 ) -> None:
     out, events = converted
     before, after = info(short_input), info(out)
-    assert after["frames"] == before["frames"] == 50
+    assert after["frames"] == before["frames"] == SHORT_FRAMES
     assert after["fps"] == pytest.approx(before["fps"])
     assert after["duration"] == pytest.approx(before["duration"], abs=0.05)
     assert after["pts"] == before["pts"]
@@ -60,8 +61,8 @@ def test_output_keeps_frames_timing_and_audio(
     assert "swapdeck" in " ".join(after["metadata"].values())
     result = events[-1].result
     assert events[-1].type == "finished"
-    assert result["frames"] == 50
-    assert result["faces_swapped"] >= 45
+    assert result["frames"] == SHORT_FRAMES
+    assert result["faces_swapped"] >= 0.9 * SHORT_FRAMES
     assert result["frames_without_face"] == 0
     assert result["output"] == str(out)
 
@@ -116,7 +117,7 @@ def test_reference_swaps_only_that_person(
 ) -> None:
     from engine.media.images import read_image
 
-    # Two people side by side: the astronaut clip's frames and a still of Grace Hopper.
+    # Two people side by side: the clip of a and a still of b.
     hopper = read_image(sorted((SAMPLE / "b").glob("*.jpg"))[0])
     frames = []
     for frame in read_frames(SAMPLE_CLIP, 12):
@@ -137,8 +138,8 @@ def test_reference_swaps_only_that_person(
     half = before.shape[2] // 2
     changed = np.abs(before - after).max(axis=-1) > 24  # well beyond codec noise
     left, right = changed[:, :, :half].mean(), changed[:, :, half:].mean()
-    assert left < 0.001, left  # the astronaut stays
-    assert right > 0.02, right  # Grace Hopper's face is swapped
+    assert left < 0.001, left  # a stays
+    assert right > 0.02, right  # b's face is swapped
 
 
 def test_cancel_leaves_nothing(
@@ -164,7 +165,8 @@ def test_odd_size_and_irregular_timing_are_kept(
 ) -> None:
     from fractions import Fraction
 
-    frames = [f[20:341, 150:471] for f in read_frames(SAMPLE_CLIP, 20)]  # 321 x 321
+    # 321 x 321 from the middle of the 384 x 384 sample clip, face inside.
+    frames = [f[20:341, 31:352] for f in read_frames(SAMPLE_CLIP, 20)]
     # Variable frame rate: gaps of 1, 2 and 3 ticks of 1/25 s.
     steps = [1, 2, 3, 1, 1, 2] * 4
     pts = list(np.cumsum([0, *steps[:19]]) * 512)
@@ -193,7 +195,7 @@ def test_faces_come_from_a_faceset_of_the_same_video(
     # Named: only the model's own faceset (`a` here) is taken unasked.
     events = run(ws, tiny_model, short_input, tmp_path / "out.mp4", faceset="clip")
     assert events[0].detail["faces_from"] == "faceset clip"
-    assert events[-1].result["faces_swapped"] == 50
+    assert events[-1].result["faces_swapped"] == SHORT_FRAMES
 
 
 def test_image_folder_and_preview(
