@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clips import short_clip
+from clips import info, short_clip
 from textual.pilot import Pilot
 from textual.widgets import Select, Static
 from textual_image.widget import Image
@@ -36,7 +36,8 @@ def test_convert_a_clip_then_verify_and_score_it(ws_copy: Path, tmp_path: Path, 
         await ui.settle(pilot)
         assert not isinstance(pilot.app.screen, ErrorDialog), pilot.app.screen
         shown = str(screen.query_one("#convert-result", Static).render()).splitlines()
-        assert shown[0].startswith(f"output: {output} (15 frames, ")
+        frames = info(clip)["frames"]  # 0.6 s of the sample clip
+        assert shown[0].startswith(f"output: {output} ({frames} frames, ")
         assert shown[1].startswith("verify: marked=true")
         assert shown[2].startswith("score: identity retrieval ")
         assert " nme 0." in shown[2] and " stability ratio " in shown[2]

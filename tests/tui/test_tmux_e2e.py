@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -101,6 +102,18 @@ def chart_steps(session: str) -> list[int]:
     return []
 
 
+def wait_for_chart(
+    session: str, done: Callable[[list[int]], bool], timeout: float = 300
+) -> list[int]:
+    """The chart's step ticks once `done` holds for them (or the last seen, at the timeout)."""
+    deadline = time.monotonic() + timeout
+    ticks = chart_steps(session)
+    while not done(ticks) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        ticks = chart_steps(session)
+    return ticks
+
+
 def press(session: str, *keys: str) -> None:
     """Each key on its own, apart: an Escape followed at once by a letter reads as Alt+letter."""
     for key in keys:
@@ -144,9 +157,10 @@ def test_training_survives_the_terminal_and_a_new_wizard_reattaches(ws: Path) ->
         press(second, "t")
         wait_for(second, re.escape(job["id"]))
         step_after = wait_for_step(second, step_before + 10)
-        ticks = chart_steps(second)
         # Points from before this wizard existed are on the chart: the history was replayed.
-        assert ticks and min(ticks) < step_before, ticks
+        # The chart redraws at most once a second, after the stats: wait for it, not a time.
+        ticks = wait_for_chart(second, lambda ticks: bool(ticks) and min(ticks) < step_before)
+        assert ticks and min(ticks) < step_before, (ticks, screen(second))
         print(screen(second))  # the Train screen during a run, for the record
 
         # Stop it from the new wizard: the checkpoint is saved first.
