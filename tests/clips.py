@@ -128,3 +128,16 @@ def index_first(src: Path, dst: Path) -> Path:
             packet.stream = copy
             out.mux(packet)
     return dst
+
+
+def marked_copy(src: Path, out: Path) -> Path:
+    """The input only watermarked and re-encoded as convert does: what 'unchanged' can mean."""
+    from engine.convert.video_io import VideoOutput, decode, open_input
+    from engine.provenance import mark_frame
+
+    video = open_input(src, None, None)
+    output = VideoOutput(out, "mp4", video)
+    for frame in decode(video):
+        output.write(mark_frame(frame.rgb), frame.pts)
+    output.close()
+    return out

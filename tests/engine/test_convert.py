@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from clips import SAMPLE_CLIP, info, read_frames, reencode, short_clip, write_clip
+from clips import SAMPLE_CLIP, info, marked_copy, read_frames, reencode, short_clip, write_clip
 
 from engine.config import ConvertConfig, build
 from engine.convert import convert
@@ -65,19 +65,6 @@ def test_output_keeps_frames_timing_and_audio(
     assert result["faces_swapped"] >= 0.9 * SHORT_FRAMES
     assert result["frames_without_face"] == 0
     assert result["output"] == str(out)
-
-
-def marked_copy(src: Path, out: Path) -> Path:
-    """The input only watermarked and re-encoded as convert does: what 'unchanged' can mean."""
-    from engine.convert.video_io import VideoOutput, decode, open_input
-    from engine.provenance import mark_frame
-
-    video = open_input(src, None, None)
-    output = VideoOutput(out, "mp4", video)
-    for frame in decode(video):
-        output.write(mark_frame(frame.rgb), frame.pts)
-    output.close()
-    return out
 
 
 def test_only_the_face_changes(

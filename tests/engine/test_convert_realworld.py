@@ -16,7 +16,7 @@ import av
 import footage
 import numpy as np
 import pytest
-from clips import read_frames
+from clips import marked_copy, read_frames
 
 from engine.config import ConvertConfig, ExtractConfig, build
 from engine.convert import convert
@@ -64,19 +64,6 @@ def audio_packets(path: Path) -> list[tuple[int, str]]:
 def languages(path: Path) -> list[str | None]:
     with av.open(str(path)) as container:
         return [s.metadata.get("language") for s in container.streams.audio]
-
-
-def marked_copy(src: Path, out: Path) -> Path:
-    """The input only watermarked and re-encoded as convert does: what 'unchanged' can mean."""
-    from engine.convert.video_io import VideoOutput, decode, open_input
-    from engine.provenance import mark_frame
-
-    video = open_input(src, None, None)
-    output = VideoOutput(out, "mp4", video)
-    for frame in decode(video):
-        output.write(mark_frame(frame.rgb), frame.pts)
-    output.close()
-    return out
 
 
 def video_after_audio(path: Path) -> float:
