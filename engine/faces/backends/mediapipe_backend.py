@@ -133,9 +133,8 @@ def _anchors(size: int, strides: tuple[int, ...]) -> np.ndarray:
         same = layer
         while same < len(strides) and strides[same] == strides[layer]:
             same += 1
-        # Layers sharing a stride share one grid, with two anchors per layer
-        # (one when the model has a single layer, as the full-range one does).
-        per_cell = 2 * (same - layer) if len(strides) > 1 else 1
+        # Layers sharing a stride share one grid, with two anchors per layer.
+        per_cell = 2 * (same - layer)
         cells = size // strides[layer]
         grid = (np.arange(cells, dtype=np.float32) + 0.5) / cells
         ys, xs = np.meshgrid(grid, grid, indexing="ij")
