@@ -19,9 +19,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:
+    from engine.results import ExtractResult
 
 
 def _cpu_seconds() -> float:
@@ -42,7 +46,7 @@ def detector_alone(clip: Path) -> tuple[int, float]:
     return len(frames), time.perf_counter() - start
 
 
-def full_extract(clip: Path) -> tuple[dict, float, float, float]:
+def full_extract(clip: Path) -> tuple[ExtractResult, float, float, float]:
     from engine.config import ExtractConfig, build
     from engine.events import Progress
     from engine.extract import extract
@@ -74,12 +78,12 @@ def main() -> None:
     frames, det_s = detector_alone(args.clip)
     det_fps = frames / det_s
     result, wall, cpu, steady = full_extract(args.clip)
-    full_fps = result["frames"] / wall
+    full_fps = result.frames / wall
     print(f"clip: {args.clip.name}, {frames} frames, {cores} cores")
     print(f"detector alone (dlib HOG, 1 thread): {det_fps:.2f} frames/s")
     print(
         f"full extract, end to end: {full_fps:.2f} frames/s "
-        f"({result['faces']} faces, {result['tracked']} tracked, {wall:.1f} s with model loading)"
+        f"({result.faces} faces, {result.tracked} tracked, {wall:.1f} s with model loading)"
     )
     print(f"full extract, steady state: {steady:.2f} frames/s")
     print(f"cores busy during full extract: {cpu / wall:.2f} of {cores}")

@@ -1,10 +1,11 @@
 """The extract stage: photos and videos in, a faceset of aligned faces out.
 
-Per frame, the main process detects faces, fits landmarks and follows faces
-from the previous frame; it aligns each face and hands the crop to a worker
-process for the identity embedding and PNG encoding. Frames are committed to
-the manifest in order, each with all its faces, so a cancelled or killed run
-resumes at the first frame not yet committed and never adds a face twice.
+Per frame, the main process finds the faces (engine.faces.finder: detect, fit
+landmarks, follow faces from the previous frame); it aligns each face and hands
+the crop to a worker process for the identity embedding and PNG encoding.
+Frames are committed to the manifest in order, each with all its faces and its
+track ids, so a cancelled or killed run resumes at the first frame not yet
+committed and never adds a face twice.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ from engine.errors import (
 from engine.events import (
     CancelToken,
     Finished,
-    Info,
     Progress,
     Sink,
     Started,
@@ -41,19 +41,20 @@ from engine.events import (
     null_sink,
 )
 from engine.faces.align import alignment_matrix, transform_points, warp_face
-from engine.faces.backends import BackendChoice, choose_backend, load_backend
+from engine.faces.finder import FaceFinder, FoundFrame
 from engine.faces.finish import finish_face, init_worker, worker_ready
 from engine.faces.identity import Embedder, nearest_distance, reference_embeddings
 from engine.faces.mask import hull_mask
 from engine.faces.pose import head_pose
 from engine.faces.quality import sharpness
-from engine.faces.tracking import Embedding, Track, Tracker
-from engine.faces.types import Detection, FoundFace
+from engine.faces.tracking import Embedding, Track
+from engine.faces.types import FoundFace
 from engine.faceset import FaceRecord, Faceset
 from engine.media.images import read_image
 from engine.media.prefetch import prefetch
 from engine.media.sources import SourceItem, expand_sources
 from engine.media.video import VideoReader
+from engine.results import ExtractResult
 from engine.workspace import Workspace, atomic_write_bytes
 
 # Frames in flight between detection and commit; bounds memory and lost work.
@@ -153,7 +154,7 @@ class _Extraction:
 
     # ---- set-up ----------------------------------------------------------------------
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> ExtractResult:
         config = self.config
         faceset_dir = self.workspace.faceset_dir(config.faceset)
         # Sources are checked before the workspace is touched, so a typo creates nothing.
@@ -164,7 +165,8 @@ class _Extraction:
             self.pool = pool
             # Start the workers now, so their model loading overlaps with ours.
             pool.submit(worker_ready)
-            choice = self._load_models()
+            self._load_models()
+            choice = self.finder.choice
             self.total = sum(-(-item.frames // config.every) for item in items)
             self.sink(
                 Started(
@@ -172,7 +174,7 @@ class _Extraction:
                     detail={
                         "backend": choice.name,
                         "backend_reason": choice.reason,
-                        "backend_detail": self.backend.describe(),
+                        "backend_detail": self.finder.backend.describe(),
                         "sources": len(items),
                         "frames": self.total,
                         "faceset": config.faceset,
@@ -208,23 +210,17 @@ class _Extraction:
                 self.faceset.close()
         return self._finish(choice.name, choice.reason, total_faces, found)
 
-    def _load_models(self) -> BackendChoice:
+    def _load_models(self) -> None:
         config = self.config
-        choice = choose_backend(config.backend, config.detector)
-        if choice.name == "fan":
-            from engine.faces.backends.fan import fan_weights_status
-
-            present, where = fan_weights_status()
-            if not present:
-                self.sink(Info(message=f"face-alignment will download its weights to {where}"))
-        self.backend = load_backend(choice.name, config.detector, config.device)
-        self.backend.set_min_face(config.min_face)
+        self.finder = FaceFinder(
+            config.backend, config.detector, config.device, config.min_face, sink=self.sink
+        )
         self.embedder = Embedder()
-        self.references = reference_embeddings(config.references, self.backend, self.embedder)
-        self.tracker = Tracker(self.backend)
-        return choice
+        self.references = reference_embeddings(
+            config.references, self.finder.backend, self.embedder
+        )
 
-    def _finish(self, backend: str, reason: str, total_faces: int, found: int) -> dict[str, Any]:
+    def _finish(self, backend: str, reason: str, total_faces: int, found: int) -> ExtractResult:
         tally = self.tally
         seconds = time.monotonic() - self._started
         if self.cancel.cancelled:
@@ -232,19 +228,19 @@ class _Extraction:
                 f"extract cancelled after {tally.frames} new frames ({tally.faces} faces saved)",
                 "run the same command again to resume",
             )
-        result = {
-            "faceset": self.config.faceset,
-            "frames": tally.frames,
-            "faces": tally.faces,
-            "tracked": tally.tracked,
-            "skipped": tally.skipped,
-            "bad_files": tally.bad_files,
-            "total_faces": total_faces,
-            "backend": backend,
-            "backend_reason": reason,
-            "seconds": round(seconds, 3),
-            "frames_per_s": round(tally.frames / seconds, 3) if seconds > 0 else 0.0,
-        }
+        result = ExtractResult(
+            faceset=self.config.faceset,
+            frames=tally.frames,
+            faces=tally.faces,
+            tracked=tally.tracked,
+            skipped=tally.skipped,
+            bad_files=tally.bad_files,
+            total_faces=total_faces,
+            backend=backend,
+            backend_reason=reason,
+            seconds=round(seconds, 3),
+            frames_per_s=round(tally.frames / seconds, 3) if seconds > 0 else 0.0,
+        )
         if tally.problems:
             raise BadInputError(
                 tally.problems[0], "the faces found before it are kept; fix the file and rerun"
@@ -274,7 +270,7 @@ class _Extraction:
         record_in_workspace(
             self.workspace.config_path, "facesets", self.config.faceset, self.config
         )
-        self.sink(Finished(stage="extract", result=result))
+        self.sink(Finished(stage="extract", result=result.model_dump(mode="json")))
         return result
 
     # ---- per source ------------------------------------------------------------------
@@ -315,73 +311,33 @@ class _Extraction:
         self.source_ids.add(source_id)
         done = self.faceset.done_frames(source_id)
         self.tally.frames_seen += len(done)
-        previous: int | None = None
-        frames = prefetch(self._detected(prefetch(self._frames(item, done))), depth=3)
-        for index, image, detections in frames:
+
+        def resume(index: int) -> tuple[list[Track], int]:
+            # The first frame of this run for this source: carry on from the saved state.
+            saved = self.faceset.tracks_before(source_id, index)
+            return [Track.from_json(t) for t in saved], self.faceset.last_track(source_id)
+
+        video = item.kind == "video"
+        frames = ((index, image, None) for index, image in self._frames(item, done))
+        found = self.finder.stream(
+            prefetch(frames), video, every=self.config.every, resume=resume, cancel=self.cancel
+        )
+        for frame in found:
             if self.cancel.cancelled:
                 return
             self.tally.frames_seen += 1
-            if image is None:
+            if frame.image is None:
                 continue
-            if item.kind == "video" and previous != index - self.config.every:
-                # First frame of this run for this source: carry on from the saved state.
-                saved = self.faceset.tracks_before(source_id, index)
-                self.tracker.reset([Track.from_json(t) for t in saved])
-            previous = index
-            self._process_frame(source_id, index, image, detections, track=item.kind == "video")
+            self._process_frame(source_id, frame, video)
             self._progress()
 
-    def _detected(
-        self, frames: Iterator[tuple[int, np.ndarray | None]]
-    ) -> Iterator[tuple[int, np.ndarray | None, list[Detection]]]:
-        """Run the detector over frames in batches; meant for a thread of its own.
-
-        The detectors release the GIL, so detection of the next frames overlaps
-        with landmarks, alignment and bookkeeping of this one.
-        """
-        batch: list[tuple[int, np.ndarray | None]] = []
-
-        def flush() -> Iterator[tuple[int, np.ndarray | None, list[Detection]]]:
-            images = [img for _, img in batch if img is not None]
-            found = iter(self.backend.detect_batch(images) if images else [])
-            for index, img in batch:
-                yield index, img, (next(found) if img is not None else [])
-            batch.clear()
-
-        for index, image in frames:
-            if self.cancel.cancelled:
-                break
-            batch.append((index, image))
-            if len(batch) >= self.backend.batch_size:
-                yield from flush()
-        yield from flush()
-
-    def _process_frame(
-        self,
-        source_id: int,
-        index: int,
-        image: np.ndarray,
-        detections: list[Detection],
-        track: bool,
-    ) -> None:
-        if track:
-            faces = self.tracker.step(image, detections)
-        else:
-            boxes = [d.box for d in detections]
-            faces = [
-                FoundFace(box=d.box, landmarks=lm, score=d.score)
-                for d, lm in zip(detections, self.backend.landmarks(image, boxes), strict=True)
-            ]
-        faces.sort(key=lambda f: (float(f.box[0]), float(f.box[1])))
-        candidates = []
-        for face in faces:
-            if face.size < self.config.min_face:
-                self.tally.skipped += 1
-                continue
-            candidates.append(self._prepare(image, face))
+    def _process_frame(self, source_id: int, found: FoundFrame[None], video: bool) -> None:
+        assert found.image is not None
+        self.tally.skipped += found.small
+        candidates = [self._prepare(found.image, face) for face in found.faces]
         # Snapshot after _prepare, which updates the tracks' embeddings.
-        tracks = [replace(t) for t in self.tracker.tracks] if track else None
-        self.pending.append(_PendingFrame(source_id, index, tracks, candidates))
+        tracks = [replace(t) for t in self.finder.tracker.tracks] if video else None
+        self.pending.append(_PendingFrame(source_id, found.index, tracks, candidates))
         while len(self.pending) > _IN_FLIGHT or (self.pending and self._ready(self.pending[0])):
             self._commit(self.pending.popleft())
 
@@ -465,6 +421,7 @@ class _Extraction:
                     roll=roll,
                     score=cand.face.score,
                     tracked=cand.face.tracked,
+                    track=None if cand.face.track is None else cand.face.track.id,
                 )
             )
         tracks = None if frame.tracks is None else [t.to_json() for t in frame.tracks]
@@ -509,12 +466,12 @@ def extract(
     sink: Sink = null_sink,
     cancel: CancelToken | None = None,
     workers: int | None = None,
-) -> dict[str, Any]:
+) -> ExtractResult:
     """Find, align and store the faces in `config.sources` into a faceset.
 
     Emits Started, Progress, Warning/Info and Finished events to `sink`;
-    checks `cancel` between frames. Returns the result dict of the Finished
-    event. Raises a SwapdeckError for bad input, no faces, or cancellation.
+    checks `cancel` between frames. Returns the result the Finished event
+    carries as a dict. Raises a SwapdeckError for bad input, no faces, or cancellation.
     `workers` is the number of embedding processes (None: cores - 1; 0: inline).
     """
     return _Extraction(config, workspace, sink, cancel or CancelToken(), workers).run()

@@ -78,8 +78,8 @@ def extract_command(
         reporter.close()
     if not as_json:
         out_console.print(
-            f"[bold green]{result['faces']}[/] new faces in faceset [bold]{result['faceset']}[/] "
-            f"({result['total_faces']} in all) from {result['frames']} frames: "
-            f"{result['tracked']} tracked, {result['skipped']} skipped, "
-            f"{result['frames_per_s']:.1f} frames/s, backend {result['backend']}"
+            f"[bold green]{result.faces}[/] new faces in faceset [bold]{result.faceset}[/] "
+            f"({result.total_faces} in all) from {result.frames} frames: "
+            f"{result.tracked} tracked, {result.skipped} skipped, "
+            f"{result.frames_per_s:.1f} frames/s, backend {result.backend}"
         )

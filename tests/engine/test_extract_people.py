@@ -54,7 +54,7 @@ def test_two_people_are_extracted_in_every_frame_and_resume_matches(
     result = extract(_config(two), straight)
     expected = face_snapshot(straight.faceset_dir("x"))
     per_frame = Counter(frame for _, frame, _ in expected)
-    assert result["faces"] == len(expected)
+    assert result.faces == len(expected)
     assert sorted(per_frame) == list(range(30))
     assert set(per_frame.values()) == {2}
     assert 0 < sum(tracked for _, _, tracked, _ in expected.values()) < len(expected) / 2

@@ -25,8 +25,8 @@ def test_reference_keeps_only_that_person(tmp_path, sample_data):
         ExtractConfig, sources=[mixed], faceset="only_b", backend="dlib", references=[b_files[0]]
     )
     result = extract(config, ws)
-    assert result["faces"] == 5
-    assert result["skipped"] >= 5
+    assert result.faces == 5
+    assert result.skipped >= 5
     with Faceset.open(ws.faceset_dir("only_b")) as fs:
         kept = {s["path"].split("/")[-1] for s in fs.sources() if s["faces"]}
     assert kept == {p.name for p in b_files[1:6]}

@@ -37,7 +37,7 @@ def test_cancelled_then_resumed_equals_uninterrupted(tmp_path, sources):
     straight = Workspace(tmp_path / "straight")
     result = extract(_config(sources), straight)
     expected = _snapshot(straight, "x")
-    assert result["faces"] == len(expected) > 10
+    assert result.faces == len(expected) > 10
 
     resumed = Workspace(tmp_path / "resumed")
     token = CancelToken()
@@ -57,12 +57,12 @@ def test_cancelled_then_resumed_equals_uninterrupted(tmp_path, sources):
     assert all(expected[k] == v for k, v in partial.items())
 
     again = extract(_config(sources), resumed)
-    assert again["faces"] == len(expected) - len(partial)
+    assert again.faces == len(expected) - len(partial)
     assert _snapshot(resumed, "x") == expected
 
     # A third run finds nothing left to do and adds nothing.
     third = extract(_config(sources), resumed)
-    assert third["faces"] == 0 and third["frames"] == 0
+    assert third.faces == 0 and third.frames == 0
     assert _snapshot(resumed, "x") == expected
 
 

@@ -153,8 +153,8 @@ def test_extract_a_turning_head(tmp_path: Path, profile):
     ws = Workspace(tmp_path / "ws")
     config = build(ExtractConfig, sources=[clip], faceset="turn", backend="mediapipe")
     result = extract(config, ws)
-    assert result["backend"] == "mediapipe"
-    assert result["faces"] >= 0.8 * len(profile[::2])
+    assert result.backend == "mediapipe"
+    assert result.faces >= 0.8 * len(profile[::2])
     with Faceset.open(ws.faceset_dir("turn")) as fs:
         faces = list(fs.faces())
     yaws = [f.yaw for f in faces]

@@ -14,6 +14,7 @@ from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, Pr
 from textual.worker import Worker
 
 from engine.events import CancelToken
+from engine.results import ExtractResult
 from tui.messages import EngineEvent, TaskDone, poster, worker_ended
 from tui.widgets.face_strip import FaceStrip
 from tui.widgets.path_field import PathField
@@ -202,9 +203,9 @@ class FacesScreen(Screen):
             [faces_dir / item["file"] for item in summary["items"]]
         )
         self.query_one(f"#stats-{side}", Static).update(stats_text(summary))
-        result = message.result["result"]
+        result: ExtractResult = message.result["result"]
         self.query_one("#faces-status", Static).update(
-            f"{side.upper()}: done, {result['faces']} new faces in {result['frames']} frames"
+            f"{side.upper()}: done, {result.faces} new faces in {result.frames} frames"
         )
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -1,0 +1,216 @@
+"""Typed results: what each stage returns, and what its Finished event carries as JSON.
+
+A stage function returns one of these models; the CLI and the wizard read its
+attributes. The Finished event carries `result.model_dump(mode="json")`, a plain
+dict, so events.jsonl, `--json` and a job's replay keep the same keys, in the same
+order. A result read back from such a dict is `Model.model_validate(data)`.
+
+Fields that a stage leaves out when they do not apply (a video's audio streams when
+converting images, a video's frame count when verifying an image) are left out of
+the dict too, instead of turning into nulls.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Frozen(BaseModel):
+    # forbid: a key a stage adds without declaring it here fails loudly, not silently lost
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _absent_if_none(value: Any) -> bool:
+    return value is None
+
+
+# ---- extract ---------------------------------------------------------------------------------
+
+
+class ExtractResult(_Frozen):
+    """What `extract` added to a faceset."""
+
+    faceset: str
+    frames: int = Field(description="frames looked at in this run")
+    faces: int = Field(description="faces saved in this run")
+    tracked: int = Field(description="of those, faces followed from the frame before")
+    skipped: int
+    bad_files: int
+    total_faces: int = Field(description="faces in the faceset after this run")
+    backend: str
+    backend_reason: str
+    seconds: float
+    frames_per_s: float
+
+
+# ---- convert ---------------------------------------------------------------------------------
+
+
+class ConvertResult(_Frozen):
+    """A whole video, image or image folder converted."""
+
+    frames: int
+    faces_swapped: int
+    faces_not_chosen: int = Field(description="faces found that did not match --reference")
+    frames_without_face: int
+    undecodable_frames: int
+    output: str
+    seconds: float
+    frames_per_s: float
+    audio_streams: int | None = Field(None, exclude_if=_absent_if_none)  # video only
+
+
+class ConvertPreviewResult(_Frozen):
+    """`--preview-frames N`: a few before/after frames rendered into one image."""
+
+    frames: int
+    faces_swapped: int
+    frames_without_face: int
+    output: str
+    preview: Literal[True] = True
+
+
+# ---- train -----------------------------------------------------------------------------------
+
+
+class TrainResult(_Frozen):
+    """Where a training run ended. Losses are null in JSON when no step was trained.
+
+    Families with other losses than A and B add them as extra `loss_*` fields.
+    """
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, float | None]
+
+    model: str
+    steps: int
+    loss_a: float | None
+    loss_b: float | None
+    examples_per_s: float
+    examples_per_s_steady: float
+    checkpoint: str
+    preview: str
+    stopped: bool
+    seconds: float
+
+    @model_validator(mode="after")
+    def _only_extra_losses(self) -> TrainResult:
+        others = [k for k in self.__pydantic_extra__ or {} if not k.startswith("loss_")]
+        if others:
+            raise ValueError(f"unknown train result field(s): {', '.join(others)}")
+        return self
+
+    @property
+    def losses(self) -> dict[str, float | None]:
+        """Every loss by its name without `loss_` ("a", "b", and a family's own)."""
+        return {
+            key.removeprefix("loss_"): value
+            for key, value in self.model_dump().items()
+            if key.startswith("loss_")
+        }
+
+
+# ---- score -----------------------------------------------------------------------------------
+
+
+class IdentityScores(_Frozen):
+    retrieval: float | None = Field(description="share of faces closer to the target")
+    dist_target: float | None
+    dist_source: float | None
+
+
+class ExpressionScores(_Frozen):
+    nme: float | None = Field(description="landmark error, normalised by eye distance")
+    yaw: float | None
+    pitch: float | None
+    roll: float | None
+
+
+class StabilityScores(_Frozen):
+    original: float | None = Field(description="jitter of the original, normalised")
+    swapped: float | None
+    ratio: float | None = Field(description="swapped jitter over original jitter")
+    original_px: float | None
+    swapped_px: float | None
+
+
+class ScoreGroups(_Frozen):
+    """The three groups of figures, over one pair or averaged over all."""
+
+    identity: IdentityScores
+    expression: ExpressionScores
+    stability: StabilityScores
+
+
+class PairScores(_Frozen):
+    """One ORIGINAL / SWAPPED pair."""
+
+    original: str
+    swapped: str
+    frames: int
+    faces: int
+    skipped: int
+    identity: IdentityScores
+    expression: ExpressionScores
+    stability: StabilityScores
+
+
+class Reconstruction(_Frozen):
+    """Masked SSIM of each side's held-out faces rebuilt by its own decoder."""
+
+    ssim_a: float | None
+    faces_a: int
+    ssim_b: float | None
+    faces_b: int
+
+
+class ScoreResult(_Frozen):
+    """Every figure a plain number, or None where there was nothing to measure."""
+
+    model: str
+    step: int
+    direction: str
+    source: str
+    target: str
+    backend: str
+    videos: list[PairScores]
+    average: ScoreGroups
+    reconstruction: Reconstruction
+
+
+# ---- verify ----------------------------------------------------------------------------------
+
+
+class VerifyResult(_Frozen):
+    """Whether a file carries swapdeck's marks."""
+
+    path: str
+    marked: bool = Field(description="the watermark is in at least `threshold` of the frames")
+    fraction: float
+    threshold: float
+    kind: Literal["image", "video"]
+    frames_checked: int
+    frames_marked: int
+    frames_total: int | None = Field(None, exclude_if=_absent_if_none)  # video only
+    metadata: bool = Field(description="a tag carries swapdeck's AI-generated label")
+
+
+# ---- demo ------------------------------------------------------------------------------------
+
+
+class DemoResult(_Frozen):
+    """What each stage of the demo reported, and where its files are."""
+
+    workspace: str
+    a: ExtractResult
+    b: ExtractResult
+    train: TrainResult
+    convert: ConvertResult
+    verify: VerifyResult
+    score: ScoreResult
+    output: str
+    scores: str
+    preview: str
+    seconds: float
