@@ -68,9 +68,15 @@ CREATE TABLE IF NOT EXISTS faces (
     roll REAL NOT NULL,
     score REAL NOT NULL,
     tracked INTEGER NOT NULL,
+    track INTEGER,
     UNIQUE (source_id, frame, idx)
 );
 """
+
+# Columns added to a table since schema version 1, with their declarations. A
+# manifest made before a column existed is upgraded in place when opened; its
+# old rows hold NULL there (no track known: convert links them by overlap).
+_ADDED = {"faces": {"track": "INTEGER"}}
 
 
 @dataclass
@@ -93,6 +99,9 @@ class FaceRecord:
     score: float
     tracked: bool
     id: int | None = None
+    # The tracker's id on video: faces of one source with the same id are one person
+    # followed from frame to frame (ids are never reused within a source). None for images.
+    track: int | None = None
 
 
 def _blob(array: np.ndarray | None, dtype: type) -> bytes | None:
@@ -166,8 +175,32 @@ def _check_tables(conn: sqlite3.Connection, db: Path) -> None:
     for table in (r[0] for r in rows):
         if table in _COLUMNS:
             have = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-            if have != _COLUMNS[table]:
+            older = [c for c in _COLUMNS[table] if c not in _ADDED.get(table, {})]
+            if have not in (_COLUMNS[table], older):
                 raise CorruptError(f"{db}: table {table} does not have its columns", _RESTORE)
+
+
+def _add_columns(conn: sqlite3.Connection) -> None:
+    """Add the columns an older manifest lacks (checked again under the write lock,
+    so two processes opening it at once add each column once)."""
+
+    def lacking() -> list[tuple[str, str, str]]:
+        out = []
+        for table, columns in _ADDED.items():
+            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+            out += [(table, c, decl) for c, decl in columns.items() if c not in have]
+        return out
+
+    if not lacking():
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column, decl in lacking():
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _create(db: Path) -> None:
@@ -256,6 +289,7 @@ def _record(row: tuple) -> FaceRecord:
         roll=_number(row[13]),
         score=_number(row[14]),
         tracked=bool(_integer(row[15])),
+        track=None if row[16] is None else _integer(row[16]),
     )
 
 
@@ -342,6 +376,7 @@ class Faceset:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.executescript(_SCHEMA)  # adds only tables an older version lacked
+            _add_columns(conn)
             faceset._check_meta()
             faceset.reconcile()
         except sqlite3.OperationalError as exc:
@@ -497,6 +532,15 @@ class Faceset:
             raise CorruptError(f"{self._conn.path}: the saved face tracks are damaged", _RESTORE)
         return tracks
 
+    def last_track(self, source_id: int) -> int:
+        """The highest track id stored for a source (-1 for none): a resumed run's new
+        tracks get higher ones, so one id never names two people of a video."""
+        row = self._conn.execute(
+            "SELECT MAX(track) FROM faces WHERE source_id = ?", (source_id,)
+        ).fetchone()
+        value = row[0] if row else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else -1
+
     def commit_frame(
         self,
         source_id: int,
@@ -509,8 +553,8 @@ class Faceset:
         with self.transaction():
             self._conn.executemany(
                 "INSERT INTO faces(source_id, frame, idx, file, box, landmarks, matrix, "
-                "embedding, mask, blur, yaw, pitch, roll, score, tracked) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "embedding, mask, blur, yaw, pitch, roll, score, tracked, track) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         f.source_id,
@@ -528,6 +572,7 @@ class Faceset:
                         f.roll,
                         f.score,
                         int(f.tracked),
+                        f.track,
                     )
                     for f in faces
                 ],
@@ -551,7 +596,7 @@ class Faceset:
 
     _COLUMNS = (
         "id, source_id, frame, idx, file, box, landmarks, matrix, embedding, mask, "
-        "blur, yaw, pitch, roll, score, tracked"
+        "blur, yaw, pitch, roll, score, tracked, track"
     )
 
     def faces(self, where: str = "", params: tuple[object, ...] = ()) -> Iterator[FaceRecord]:

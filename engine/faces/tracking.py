@@ -125,11 +125,15 @@ class Tracker:
         self.cut = False  # whether the last frame stepped started a new shot
         self._last_id = -1  # ids are never reused, not even after a cut
 
-    def reset(self, tracks: list[Track] | None = None) -> None:
-        """Start over (a new video, a jump), optionally from saved tracks."""
+    def reset(self, tracks: list[Track] | None = None, last_id: int = -1) -> None:
+        """Start over (a new video, a jump), optionally from saved tracks.
+
+        New tracks get ids above `last_id` and above those of `tracks`: a resumed run
+        passes the highest id it stored, so no id is given to two people of a video.
+        """
         self.tracks = list(tracks or [])
         self.shots.reset()
-        self._last_id = -1
+        self._last_id = last_id
 
     def _next_id(self, taken: list[Track]) -> int:
         self._last_id = max([self._last_id, *(t.id for t in self.tracks + taken)]) + 1
