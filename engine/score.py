@@ -21,7 +21,6 @@ swap, and fitting both the same way means identical frames measure exactly 0.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -336,22 +335,15 @@ class _Scorer:
 
     def score_pair(self, original: _Footage, swapped: _Footage) -> dict[str, Any]:
         tally = _Tally()
-        self.finder.reset()
-        # finder.stream reads frames ahead in batches; the swapped frames wait here, in order.
-        waiting: deque[np.ndarray] = deque()
-
-        def originals() -> Iterator[tuple[int, np.ndarray]]:
-            for index, first, second in _lockstep(original, swapped):
-                waiting.append(second)
-                yield index, first
-
-        frames = self.finder.stream(prefetch(originals()), video=original.is_video)
-        for index, image, faces in frames:
+        # Faces are found in the original; its swapped frame rides along with it.
+        frames = self.finder.stream(prefetch(_lockstep(original, swapped)), original.is_video)
+        for found in frames:
             if self.cancel.cancelled:
                 raise CancelledError(
                     f"score cancelled after {self.done} frames", "run it again to get the scores"
                 )
-            self._measure_frame(tally, index, image, waiting.popleft(), faces)
+            assert found.image is not None
+            self._measure_frame(tally, found.index, found.image, found.payload, found.faces)
             self.done += 1
             self._progress()
         self._progress(force=True)
@@ -465,7 +457,7 @@ def score(
     for name, centroid in centroids.items():
         if centroid is None:
             sink(Warning(message=f"faceset {name} has no embeddings", hint="identity is null"))
-    finder = FaceFinder(backend=backend, min_face=min_face)
+    finder = FaceFinder(backend=backend, min_face=min_face, sink=sink)
     total = sum(first.frames for first, _ in footage)
     sink(
         Started(

@@ -1,7 +1,9 @@
 """Where convert gets its faces: a faceset made from this same video, or found on the fly.
 
 The faceset is the one the model was trained on (its source side) or the one the
-user names, never just any faceset of the same video.
+user names, never just any faceset of the same video. Its faces come with the
+track ids extract gave them, so convert chains (and smooths) the faces extract
+followed as one person, instead of linking them again by overlap.
 
 A reference photo narrows the swap to one person: a face is swapped only when
 its identity embedding is close to a reference. The embedding is computed
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.convert.smooth import Face
 from engine.errors import BadInputError, SwapdeckError
 from engine.faces.identity import Embedder, nearest_distance
 from engine.faces.tracking import EMBED_EVERY
@@ -71,9 +74,10 @@ class ManifestFaces:
                 continue
         return names
 
-    def landmarks(self, frame: int) -> list[np.ndarray]:
+    def faces(self, frame: int) -> list[Face]:
+        """The faces stored for a frame, each with its track (None from an older faceset)."""
         records = self.faceset.faces("WHERE source_id = ? AND frame = ?", (self.source_id, frame))
-        return [r.landmarks.astype(np.float32) for r in records]
+        return [Face(r.landmarks.astype(np.float32), track=r.track) for r in records]
 
     def close(self) -> None:
         self.faceset.close()

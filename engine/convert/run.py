@@ -137,7 +137,7 @@ def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool)
     embedder = None
     references = np.zeros((0, 128), np.float32)
     if config.references or not video or config.start is not None:
-        finder = FaceFinder(config.backend, device=config.device)
+        finder = FaceFinder(config.backend, device=config.device, sink=sink)
     if config.references:
         embedder = Embedder()
         assert finder is not None
@@ -239,28 +239,22 @@ class _Writer:
 
 def _found_faces(
     frames: Iterator[DecodedFrame], setup: _Setup, manifest: ManifestFaces | None
-) -> Iterator[tuple[DecodedFrame, list[np.ndarray]]]:
+) -> Iterator[Frame]:
+    """Each decoded frame with its faces, their tracks, and whether it starts a new shot
+    (nothing is smoothed or filled across a hard cut)."""
     if manifest is not None:
+        cuts = ShotCuts()
         for frame in frames:
-            yield frame, manifest.landmarks(frame.index)
+            faces = manifest.faces(frame.index)
+            yield Frame(frame.index, frame, faces, cut=cuts.step(frame.rgb))
         return
     assert setup.finder is not None
-    batch_size = max(1, setup.finder.backend.batch_size)
-    batch: list[DecodedFrame] = []
-
-    def flush() -> Iterator[tuple[DecodedFrame, list[np.ndarray]]]:
-        assert setup.finder is not None
-        found = setup.finder.find_batch([f.rgb for f in batch], video=True)
-        for frame, faces in zip(batch, found, strict=True):
-            yield frame, [f.landmarks for f in faces]
-        batch.clear()
-
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) >= batch_size:
-            yield from flush()
-    if batch:
-        yield from flush()
+    # Found as extract finds them; the finder's tracker notices the cuts (they end its tracks).
+    for found in setup.finder.stream(((f.index, f.rgb, f) for f in frames), video=True):
+        faces = [
+            Face(f.landmarks, track=None if f.track is None else f.track.id) for f in found.faces
+        ]
+        yield Frame(found.index, found.payload, faces, cut=found.cut)
 
 
 def _convert_video(
@@ -284,7 +278,7 @@ def _convert_video(
             manifest.close()
         raise
     if manifest is None and setup.finder is None:
-        setup.finder = FaceFinder(config.backend, device=config.device)
+        setup.finder = FaceFinder(config.backend, device=config.device, sink=sink)
     setup.detail.update(
         frames=video.frames,
         faces_from=f"faceset {manifest.name}" if manifest else "found on the fly",
@@ -297,7 +291,6 @@ def _convert_video(
     progress = _Progress(sink, video.frames or None)
     swapper = setup.swapper
     smoother = Smoother(config.smooth)
-    cuts = ShotCuts()  # nothing is smoothed or filled across a hard cut
     started = time.monotonic()
     try:
         with atomic_path(config.output) as tmp:
@@ -317,16 +310,14 @@ def _convert_video(
                     progress(swapper.tally.frames, swapper.tally.faces_swapped)
 
                 frames = prefetch(decode(video), depth=4)
-                for frame, landmarks in _found_faces(frames, setup, manifest):
+                for frame in _found_faces(frames, setup, manifest):
                     if cancel.cancelled:
                         raise CancelledError(
                             f"convert cancelled after {swapper.tally.frames} frames; "
                             f"nothing was written to {config.output}",
                             "run it again",
                         )
-                    faces = [Face(lm) for lm in landmarks]
-                    cut = cuts.step(frame.rgb)
-                    swap_and_write(smoother.push(Frame(frame.index, frame, faces, cut=cut)))
+                    swap_and_write(smoother.push(frame))
                 swap_and_write(smoother.flush(), final=True)
                 writer.finish()
                 output.close()
