@@ -19,7 +19,7 @@ app = typer.Typer(
 )
 app.command("extract")(extract.extract_command)
 app.add_typer(faceset.app, name="faceset")
-app.command("train")(train.train_command)
+app.command("train", epilog=train.epilog())(train.train_command)
 app.add_typer(jobs.app, name="jobs")
 app.command("convert")(convert.convert_command)
 app.command("score")(score.score_command)

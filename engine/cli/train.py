@@ -22,11 +22,29 @@ from engine.cli.common import (
     print_json,
 )
 from engine.errors import BadInputError
+from engine.train import registry
 
-Preset = Literal["tiny", "original", "hd"]
 Layout = Literal["df", "liae"]
 Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Loss = Literal["l1", "mse"]
+
+_PRESETS = ", ".join(preset.name for _, preset in registry.presets())
+
+
+def epilog() -> str:
+    """The families, presets and options `--help` lists, from the registry."""
+    return "\n\n".join(registry.describe().splitlines())
+
+
+def _options(pairs: list[str] | None) -> dict[str, str]:
+    """--set KEY=VALUE pairs (keys as in model.toml, dashes allowed)."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInputError(f"--set {pair!r} is not KEY=VALUE", "e.g. --set enc-dims=64")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
 
 
 def _launch_torchrun(gpus: int, args: list[str]) -> int:
@@ -54,7 +72,9 @@ def train_command(
     faceset_b: Annotated[
         str | None, typer.Option("--faceset-b", "-b", help="Faceset of person B (the new face).")
     ] = None,
-    preset: Annotated[Preset | None, typer.Option(help="Model family (new models).")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help=f"Model preset, new models: {_PRESETS} (see below).")
+    ] = None,
     size: Annotated[int | None, typer.Option(help="Model input size in px (hd: 128-256).")] = None,
     layout: Annotated[Layout | None, typer.Option(help="hd layout: df or liae.")] = None,
     steps: Annotated[int, typer.Option(help="Train until this step.")] = 1000,
@@ -62,6 +82,12 @@ def train_command(
     lr: Annotated[float | None, typer.Option(help="Learning rate (new models).")] = None,
     loss: Annotated[Loss | None, typer.Option(help="Pixel loss beside SSIM.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (new models).")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="KEY=VALUE: any option of the preset's family (new models; see below)."
+        ),
+    ] = None,
     save_every: Annotated[int, typer.Option(help="Save a checkpoint every N steps.")] = 250,
     preview_every: Annotated[
         int, typer.Option(help="Write previews/latest.png every N steps.")
@@ -92,7 +118,7 @@ def train_command(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a shared-encoder, two-decoder swap model on facesets A and B."""
+    """Train a model: the preset says which family (autoencoder: facesets A and B)."""
     from engine.config import RunSettings, build
     from engine.train.loop import train
     from engine.workspace import Workspace
@@ -118,7 +144,8 @@ def train_command(
         device=device,
         resume=resume,
     )
-    requested = {
+    requested: dict[str, object] = {
+        **_options(option),
         "faceset_a": faceset_a,
         "faceset_b": faceset_b,
         "preset": preset,
@@ -141,9 +168,14 @@ def train_command(
         reporter.close()
     if not as_json and is_main:
         how = "stopped" if result["stopped"] else "finished"
+        losses = ", ".join(
+            f"loss {key[5:].upper() if len(key) == 6 else key[5:]} {value:.4f}"
+            for key, value in result.items()
+            if key.startswith("loss_")
+        )
         out_console.print(
-            f"{how} at step [bold]{result['steps']}[/]: loss A {result['loss_a']:.4f}, "
-            f"loss B {result['loss_b']:.4f}, {result['examples_per_s']:.1f} examples/s "
+            f"{how} at step [bold]{result['steps']}[/]: {losses}, "
+            f"{result['examples_per_s']:.1f} examples/s "
             f"over the run ({result['examples_per_s_steady']:.1f} once warmed up)"
         )
         out_console.print(f"checkpoint: {result['checkpoint']}")
@@ -200,6 +232,8 @@ def _rebuild_args(values: dict[str, object]) -> list[str]:
             args += [flag, str(Path(value)) if key == "workspace" else str(value)]
     if values.get("compile_model"):
         args.append("--compile")
+    for pair in values.get("option") or []:  # type: ignore[union-attr]
+        args += ["--set", str(pair)]
     args.append("--resume" if values.get("resume") else "--no-resume")
     if values.get("as_json"):
         args.append("--json")

@@ -22,14 +22,24 @@ from engine.workspace import atomic_path
 FORMAT = "swapdeck-checkpoint-1"
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+Optimizers = dict[str, torch.optim.Optimizer]
+
+
+def _prefix(position: int, name: str) -> str:
+    """The main (first) optimizer keeps the key prefix of one-optimizer checkpoints."""
+    return "optim" if position == 0 else f"optim_{name}"
+
+
+def _optimizer_tensors(
+    optimizer: torch.optim.Optimizer, prefix: str = "optim"
+) -> tuple[dict[str, torch.Tensor], dict]:
     state = optimizer.state_dict()
     tensors = {}
     plain: dict[str, dict[str, Any]] = {}
     for index, values in state["state"].items():
         for key, value in values.items():
             if isinstance(value, torch.Tensor):
-                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+                tensors[f"{prefix}.{index}.{key}"] = value.detach().cpu().contiguous()
             else:
                 plain.setdefault(str(index), {})[key] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": plain}
@@ -68,19 +78,43 @@ def _restore_optimizer(
                     slots[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
+def _as_dict(optimizers: torch.optim.Optimizer | Optimizers | None) -> Optimizers:
+    if optimizers is None:
+        return {}
+    if isinstance(optimizers, torch.optim.Optimizer):
+        return {"main": optimizers}
+    for name in optimizers:
+        if not name.replace("_", "").isalnum() or name != name.lower():
+            raise ValueError(f"optimizer name {name!r}: use [a-z0-9_]")
+    return optimizers
+
+
 def save_checkpoint(
     path: Path,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizers: torch.optim.Optimizer | Optimizers,
     rng: dict[str, torch.Tensor],
     info: dict[str, Any],
 ) -> None:
-    """Write the whole training state to `path` atomically."""
+    """Write the whole training state to `path` atomically.
+
+    The first optimizer is stored as one-optimizer checkpoints always stored theirs
+    (`optim.*`, metadata `optimizer`); any others under `optim_<name>.*`, their
+    metadata in `optimizers`.
+    """
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    optim_tensors, optim_meta = _optimizer_tensors(optimizer)
-    tensors.update(optim_tensors)
+    meta = {"format": FORMAT, "info": json.dumps(info)}
+    others: dict[str, Any] = {}
+    for position, (name, optimizer) in enumerate(_as_dict(optimizers).items()):
+        optim_tensors, optim_meta = _optimizer_tensors(optimizer, _prefix(position, name))
+        tensors.update(optim_tensors)
+        if position == 0:
+            meta["optimizer"] = json.dumps(optim_meta)
+        else:
+            others[name] = optim_meta
+    if others:
+        meta["optimizers"] = json.dumps(others)
     tensors.update({f"rng.{k}": v.cpu().contiguous() for k, v in rng.items()})
-    meta = {"format": FORMAT, "info": json.dumps(info), "optimizer": json.dumps(optim_meta)}
     try:
         with atomic_path(path) as tmp:
             save_file(tensors, str(tmp), metadata=meta)
@@ -154,26 +188,34 @@ def _check_rng(rng: dict[str, torch.Tensor]) -> None:
 
 
 def load_checkpoint(
-    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None
+    path: Path,
+    model: torch.nn.Module,
+    optimizers: torch.optim.Optimizer | Optimizers | None,
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """Load weights (and optimizer state) in place; returns (info, rng states)."""
+    """Load weights (and optimizers' states) in place; returns (info, rng states)."""
     info = read_info(path)
-    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "optim": {}, "rng": {}}
+    wanted = _as_dict(optimizers)
+    prefixes = {_prefix(i, name): name for i, name in enumerate(wanted)}
+    groups: dict[str, dict[str, torch.Tensor]] = {"model": {}, "rng": {}}
+    groups.update({prefix: {} for prefix in prefixes})
     try:
         with safe_open(str(path), framework="pt") as f:
             meta = f.metadata()
             for key in f.keys():  # noqa: SIM118 - safe_open has no __iter__
                 head, rest = key.split(".", 1)
                 if head in groups:
-                    groups[head][rest if head != "optim" else key] = f.get_tensor(key)
+                    groups[head][key if head in prefixes else rest] = f.get_tensor(key)
     except (SafetensorError, OSError, ValueError) as exc:
         raise _corrupt(path, str(exc).splitlines()[0][:120]) from None
     try:
         _check_fits(model, groups["model"])
         _check_rng(groups["rng"])
         model.load_state_dict(groups["model"], strict=True)
-        if optimizer is not None:
-            _restore_optimizer(optimizer, groups["optim"], json.loads(meta["optimizer"]))
+        others = json.loads(meta.get("optimizers", "{}"))
+        for position, (name, optimizer) in enumerate(wanted.items()):
+            prefix = _prefix(position, name)
+            saved = json.loads(meta["optimizer"]) if position == 0 else others[name]
+            _restore_optimizer(optimizer, groups[prefix], saved)
     except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError) as exc:
         raise _corrupt(path, f"its tensors do not fit this model: {str(exc)[:120]}") from None
     return info, groups["rng"]

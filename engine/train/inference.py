@@ -2,40 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from engine.config import ModelSettings
-from engine.errors import BadInputError, NotFoundError
-from engine.faceset import Faceset
+from engine.errors import BadInputError, NotFoundError, SwapdeckError
 from engine.train import dist
 from engine.train.checkpoint import load_checkpoint
+from engine.train.families.autoencoder.family import arch_of, faceset_geometry
 from engine.train.models import build_model
 from engine.train.models.base import SwapModel
-from engine.train.store import ModelPaths, arch_of, open_model
+from engine.train.registry import CropGeometry, ModelSettingsBase, get_family
+from engine.train.store import ModelPaths, create_model, open_model, with_geometry
 from engine.workspace import Workspace
 
+# Models made before model.toml kept the crop geometry, whose facesets are gone too.
 _DEFAULT_COVERAGE = 0.75
 
 
 @dataclass
 class TrainedModel:
     name: str
-    settings: ModelSettings
+    settings: ModelSettingsBase
     model: SwapModel
     step: int
-    coverage: float  # crops must be cut like the faces it learned from
     device: torch.device
 
     @property
     def size(self) -> int:
-        return self.settings.size
+        return self.model.size
 
     @property
     def learns_mask(self) -> bool:
         return self.model.learns_mask
+
+    def geometry(self, side: str) -> CropGeometry:
+        """How side `side`'s training faces were cut (convert cuts its faces the same way)."""
+        found = self.settings.geometry.get(side)
+        return found or CropGeometry(coverage=_DEFAULT_COVERAGE, crop_size=self.size)
+
+    @property
+    def coverage(self) -> float:
+        return self.geometry("a").coverage
 
     @torch.inference_mode()
     def swap(self, faces: np.ndarray, identity: str) -> tuple[np.ndarray, np.ndarray | None]:
@@ -49,15 +60,20 @@ class TrainedModel:
         return out, (mask.float().clamp(0, 1)[:, 0] * 255 + 0.5).byte().cpu().numpy()
 
 
-def faceset_coverage(workspace: Workspace, name: str) -> float:
-    """The coverage faceset `name` was extracted with (the default if it is gone)."""
-    try:
-        folder = workspace.existing_faceset_dir(name)
-    except NotFoundError:
-        return _DEFAULT_COVERAGE
-    with Faceset.open(folder) as faceset:
-        value = faceset.meta("coverage")
-    return float(value) if value else _DEFAULT_COVERAGE
+def _record_geometry(
+    workspace: Workspace, settings: ModelSettingsBase, paths: ModelPaths
+) -> ModelSettingsBase:
+    """An older model learns its crop geometry from its facesets while they exist."""
+    s: Any = settings
+    found = {
+        side: faceset_geometry(workspace, name)
+        for side, name in (("a", s.faceset_a), ("b", s.faceset_b))
+    }
+    updated = with_geometry(settings, {k: v for k, v in found.items() if v is not None})
+    if updated is not settings:
+        with contextlib.suppress(OSError, SwapdeckError):  # read-only: use it all the same
+            create_model(updated, paths)
+    return updated
 
 
 def load_trained(workspace: Workspace, name: str, device: str = "auto") -> TrainedModel:
@@ -69,11 +85,18 @@ def load_trained(workspace: Workspace, name: str, device: str = "auto") -> Train
             "train one first: swapdeck train -w WORKSPACE -m NAME -a FACESET -b FACESET",
         )
     settings, _, _ = open_model(workspace, name, {})
+    if not get_family(settings.family).converts:
+        raise BadInputError(
+            f"model {name} is a {settings.family} model, which does not swap faces in footage",
+            "convert with a model of a family that does (swapdeck train --help lists them)",
+        )
     if not paths.checkpoint.exists():
         raise BadInputError(
             f"model {name} has not been trained yet (no checkpoint)",
             f"train it first: swapdeck train -w {workspace.root} -m {name}",
         )
+    if len(settings.geometry) < 2:
+        settings = _record_geometry(workspace, settings, paths)
     torch_device = dist.resolve_device(device, dist.DistInfo())
     model = build_model(arch_of(settings))
     info, _ = load_checkpoint(paths.checkpoint, model, None)
@@ -83,6 +106,5 @@ def load_trained(workspace: Workspace, name: str, device: str = "auto") -> Train
         settings=settings,
         model=model,
         step=int(info.get("step", 0)),
-        coverage=faceset_coverage(workspace, settings.faceset_a),
         device=torch_device,
     )

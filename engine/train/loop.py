@@ -1,10 +1,10 @@
 """The training loop: plain, top to bottom, its state one checkpoint.
 
-Per step: draw a batch of A and of B (a seeded generator on the device),
-augment on the device, run the shared encoder once over both, compute the
-masked SSIM + pixel + eye/mouth (+ mask) loss, step Adam. Every so often:
-metrics, a preview grid, a checkpoint. A NaN or a loss spike rolls back to
-the last checkpoint with a lower learning rate instead of ending the run.
+One Trainer for every model family (engine/train/family.py): per step it asks the
+family for one training step (its data, forward pass, losses and optimizer
+steps), with a seeded generator on the device. Every so often: metrics, a
+preview, a checkpoint. A NaN or a loss spike rolls back to the last checkpoint
+with a lower learning rate instead of ending the run.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ import math
 import resource
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from engine.config import ModelSettings, RunSettings
-from engine.errors import BadInputError, SwapdeckError, WorkspaceError
+from engine.config import RunSettings
+from engine.errors import SwapdeckError, WorkspaceError
 from engine.events import (
     CancelToken,
     Finished,
@@ -37,14 +36,10 @@ from engine.events import (
 from engine.locks import model_lock
 from engine.train import dist
 from engine.train.allocator import keep_freed_memory
-from engine.train.augment import Augmenter, AugmentSpec
 from engine.train.checkpoint import keep_snapshot, load_checkpoint, save_checkpoint
-from engine.train.data import FaceData, load_faces
-from engine.train.losses import LossSpec, SwapLoss
-from engine.train.models import build_model
-from engine.train.models.base import SwapModel
-from engine.train.preview import render_preview
-from engine.train.store import ModelPaths, arch_of, create_model, open_model
+from engine.train.family import Family, StepContext, StepHook, make_optimizer
+from engine.train.registry import ModelSettingsBase, implementation
+from engine.train.store import ModelPaths, create_model, open_model, with_geometry
 from engine.workspace import Workspace, atomic_write_text, open_private
 
 # A step whose loss is this many times the recent average counts as a blow-up.
@@ -52,22 +47,9 @@ SPIKE_FACTOR = 4.0
 SPIKE_WARMUP = 50
 MAX_ROLLBACKS = 3
 
-StepHook = Callable[[int, dict[str, torch.Tensor]], None]
-
 
 class TrainingDiverged(SwapdeckError):
     exit_code = 8
-
-
-class _Pair(nn.Module):
-    """forward(xa, xb) -> both reconstructions, so DDP sees one forward per step."""
-
-    def __init__(self, model: SwapModel) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, xa: torch.Tensor, xb: torch.Tensor):
-        return self.model.forward_pair(xa, xb)
 
 
 def _precision(requested: str, device: torch.device) -> torch.dtype | None:
@@ -85,14 +67,6 @@ def _precision(requested: str, device: torch.device) -> torch.dtype | None:
         if torch.ops.mkldnn._is_mkldnn_bf16_supported():
             return torch.bfloat16
     return None
-
-
-def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
-    """Adam with faceswap's betas; the fused kernel when this torch has it (6x faster on CPU)."""
-    try:
-        return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999), eps=1e-7, fused=True)
-    except (RuntimeError, TypeError):
-        return torch.optim.Adam(model.parameters(), lr=lr, betas=(0.5, 0.999), eps=1e-7)
 
 
 def _tensorboard(folder: Any) -> Any:
@@ -140,33 +114,23 @@ class Trainer:
 
     def _prepare(self) -> None:
         run = self.run
-        a, b = self.requested.get("faceset_a"), self.requested.get("faceset_b")
-        if a is not None and a == b:
-            raise BadInputError(
-                f"-a and -b are the same faceset ({a})", "train on two different people"
-            )
         self.workspace.ensure()
         self.settings, self.paths, self.created = open_model(
             self.workspace, self.name, self.requested
         )
         s = self.settings
+        self.family: Family = implementation(s.family)(s, self.workspace)
         self.device = dist.resolve_device(run.device, self.info)
         if self.device.type == "cpu":
             keep_freed_memory()
         dist.start(self.info, self.device)
         self.dtype = _precision(run.precision, self.device)
-        arch = arch_of(s)
-        self.data_a = load_faces(self.workspace, s.faceset_a, arch.size).to(self.device)
-        self.data_b = load_faces(self.workspace, s.faceset_b, arch.size).to(self.device)
-        for data in (self.data_a, self.data_b):
-            if s.batch_size > len(data):
-                raise BadInputError(
-                    f"batch size {s.batch_size} is larger than faceset {data.name} "
-                    f"({len(data)} training faces)",
-                    f"use --batch-size {len(data)} or less, or add faces",
-                )
+        self.data_detail = self.family.load_data(self.device)
         if self.info.is_main:
-            if self.created:
+            # The crop geometry goes into model.toml, for convert (older models get it now).
+            geometry = with_geometry(s, self.family.geometry())
+            if self.created or geometry is not s:
+                self.settings = s = geometry
                 create_model(s, self.paths)
             # Half-written files from a run that was killed mid-save: checkpoint, metrics,
             # preview or snapshot (the lock says no other trainer is writing them now).
@@ -174,10 +138,10 @@ class Trainer:
                 for stray in folder.glob(".*.tmp"):
                     stray.unlink(missing_ok=True)
         torch.manual_seed(s.seed)
-        self.model: SwapModel = build_model(arch).to(self.device)
+        self.model: nn.Module = self.family.build().to(self.device)
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
-        self.pair: nn.Module = _Pair(self.model)
+        self.pair: nn.Module = self.family.forward_module(self.model)
         if self.info.enabled:
             self.pair = nn.parallel.DistributedDataParallel(
                 self.pair, device_ids=[self.device.index] if self.device.type == "cuda" else None
@@ -185,10 +149,14 @@ class Trainer:
         self.step_fn = self.pair
         if run.compile and self.device.type == "cuda":
             self.step_fn = torch.compile(self.pair)
-        self.optimizer = make_optimizer(self.model, s.lr)
+        self.optimizers = self.family.optimizers(self.model)
+        # Each parameter group's own learning rate; rollbacks scale them all.
+        self.base_lrs = {
+            name: [group["lr"] for group in opt.param_groups]
+            for name, opt in self.optimizers.items()
+        }
+        self.family.attach(self.model, self.optimizers)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
-        self.augment = Augmenter(AugmentSpec(), arch.size)
-        self.loss = SwapLoss(LossSpec(kind=s.loss, eye_mouth_weight=s.eye_mouth_weight))
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(s.seed * 1000 + self.info.rank)
         self.step = 0
@@ -200,7 +168,7 @@ class Trainer:
         self.board = _tensorboard(self.paths.folder / "tensorboard") if self.info.is_main else None
 
     def _load(self) -> None:
-        info, rng = load_checkpoint(self.paths.checkpoint, self.model, self.optimizer)
+        info, rng = load_checkpoint(self.paths.checkpoint, self.model, self.optimizers)
         self.step = int(info["step"])
         self.lr_scale = float(info.get("lr_scale", 1.0))
         gen = rng.get(f"gen{self.info.rank}") if self.info.enabled else rng.get("gen0")
@@ -234,7 +202,7 @@ class Trainer:
         }
         if self.scaler.is_enabled():
             info["scaler_scale"] = float(self.scaler.get_scale())
-        save_checkpoint(self.paths.checkpoint, self.model, self.optimizer, rng, info)
+        save_checkpoint(self.paths.checkpoint, self.model, self.optimizers, rng, info)
         self.sink(
             Saved(
                 path=str(self.paths.checkpoint), what=f"checkpoint at step {self.step} ({reason})"
@@ -281,42 +249,30 @@ class Trainer:
 
     # ---- one step --------------------------------------------------------------------
 
-    def _batch(self, data: FaceData) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx = torch.randint(
-            len(data), (self.settings.batch_size,), generator=self.generator, device=self.device
-        )
-        return self.augment(data.faces[idx], data.masks[idx], self.generator)
-
     def _train_step(self) -> tuple[float, dict[str, float]]:
-        in_a, tgt_a, m_a = self._batch(self.data_a)
-        in_b, tgt_b, m_b = self._batch(self.data_b)
-        if self.step_hook is not None:
-            batch = {"in_a": in_a, "in_b": in_b, "tgt_a": tgt_a, "tgt_b": tgt_b}
-            self.step_hook(self.step, batch)
-            in_a, in_b = batch["in_a"], batch["in_b"]
-        if self.device.type == "cuda":
-            in_a = in_a.contiguous(memory_format=torch.channels_last)
-            in_b = in_b.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(
-            self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None
-        ):
-            ya, ma, yb, mb = self.step_fn(in_a, in_b)
-            loss_a, parts_a = self.loss(ya, tgt_a, m_a, ma)
-            loss_b, _parts_b = self.loss(yb, tgt_b, m_b, mb)
-            total = loss_a + loss_b
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
-        self.scaler.unscale_(self.optimizer)
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.run.grad_clip)
-        self.scaler.step(self.optimizer)
+        ctx = StepContext(
+            step=self.step,
+            device=self.device,
+            dtype=self.dtype,
+            generator=self.generator,
+            forward=self.step_fn,
+            scaler=self.scaler,
+            grad_clip=self.run.grad_clip,
+            hook=self.step_hook,
+        )
+        result = self.family.train_step(ctx)
         self.scaler.update()
-        losses = {"loss_a": float(loss_a.detach()), "loss_b": float(loss_b.detach())}
-        losses.update({f"a_{k}": float(v) for k, v in parts_a.items()})
-        return float(total.detach()), losses
+        return result.total, result.losses
 
     def _set_lr(self) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.settings.lr * self.lr_scale
+        for name, optimizer in self.optimizers.items():
+            for group, base in zip(optimizer.param_groups, self.base_lrs[name], strict=True):
+                group["lr"] = base * self.lr_scale
+
+    @property
+    def _lr(self) -> float:
+        """The main optimizer's (first group's) learning rate, as logged."""
+        return next(iter(self.base_lrs.values()))[0] * self.lr_scale
 
     def _rollback(self, why: str) -> None:
         self.rollbacks += 1
@@ -335,7 +291,7 @@ class Trainer:
         self.sink(
             Warning(
                 message=f"{why} at step {bad_step}: rolled back to step {self.step}",
-                hint=f"learning rate lowered to {self.settings.lr * self.lr_scale:.2e}",
+                hint=f"learning rate lowered to {self._lr:.2e}",
             )
         )
 
@@ -367,16 +323,16 @@ class Trainer:
                 detail={
                     "model": self.name,
                     "preset": s.preset,
-                    "size": s.size,
+                    "family": s.family,
+                    "size": getattr(s, "size", None),
                     "parameters": params,
                     "device": str(self.device),
                     "precision": str(self.dtype).replace("torch.", "") if self.dtype else "fp32",
                     "world_size": self.info.world_size,
                     "start_step": self.step,
                     "steps": run.steps,
-                    "batch_size": s.batch_size,
-                    "faces_a": len(self.data_a),
-                    "faces_b": len(self.data_b),
+                    "batch_size": getattr(s, "batch_size", None),
+                    **self.data_detail,
                     "created": self.created,
                 },
             )
@@ -385,14 +341,15 @@ class Trainer:
             self._save("start")  # something to roll back to from the first step on
         started = time.monotonic()
         start_step = self.step
-        per_step_examples = 2 * s.batch_size * self.info.world_size
+        per_step_examples = self.family.examples_per_step * self.info.world_size
         window_start, window_steps = time.monotonic(), 0
         # The steady rate leaves out the first logging window, which holds the warm-up
         # (allocator, autotuning, compilation); a run of one window has only that one.
         steady_steps, steady_seconds = 0, 0.0
         first_window: tuple[int, float] | None = None
         average: float | None = None
-        last = {"loss_a": math.nan, "loss_b": math.nan}
+        headline = [f"loss_{n}" for n in self.family.loss_names]
+        last = dict.fromkeys(headline, math.nan)
         stopped = False
         while self.step < run.steps:
             stop = self.cancel.cancelled or (
@@ -452,8 +409,7 @@ class Trainer:
         result = {
             "model": self.name,
             "steps": self.step,
-            "loss_a": last["loss_a"],
-            "loss_b": last["loss_b"],
+            **{key: last[key] for key in headline},
             "examples_per_s": round(
                 per_step_examples * (self.step - start_step) / max(seconds, 1e-9), 2
             ),
@@ -476,12 +432,12 @@ class Trainer:
         return eta
 
     def _report(self, losses: dict[str, float], examples_per_s: float, eta_s: float) -> None:
-        lr = self.settings.lr * self.lr_scale
+        lr = self._lr
         memory = _memory_mb(self.device)
+        names = self.family.loss_names
         record = {
             "step": self.step,
-            "loss_a": round(losses["loss_a"], 6),
-            "loss_b": round(losses["loss_b"], 6),
+            **{f"loss_{n}": round(losses[f"loss_{n}"], 6) for n in names},
             "examples_per_s": round(examples_per_s, 2),
             "lr": lr,
             "memory_mb": round(memory, 1),
@@ -489,12 +445,12 @@ class Trainer:
         }
         self._log_metrics(record)
         if self.board is not None:
-            for key in ("loss_a", "loss_b", "examples_per_s", "lr"):
+            for key in (*(f"loss_{n}" for n in names), "examples_per_s", "lr"):
                 self.board.add_scalar(key, record[key], self.step)
         self.sink(
             Metrics(
                 step=self.step,
-                losses={"a": losses["loss_a"], "b": losses["loss_b"]},
+                losses={n: losses[f"loss_{n}"] for n in names},
                 examples_per_s=examples_per_s,
                 extra={
                     "total_steps": float(self.run.steps),
@@ -509,12 +465,7 @@ class Trainer:
         if not self.info.is_main:
             return
         try:
-            path = render_preview(
-                self.model,
-                self.data_a.held_faces,
-                self.data_b.held_faces,
-                self.paths.previews / "latest.png",
-            )
+            path = self.family.preview(self.model, self.paths.previews / "latest.png")
         except OSError as exc:
             raise WorkspaceError(
                 f"cannot write a preview in {self.paths.previews} ({exc.strerror})",
@@ -546,4 +497,4 @@ def train(
     return Trainer(workspace, name, requested, run, sink, cancel, step_hook, save_request).fit()
 
 
-__all__ = ["ModelPaths", "ModelSettings", "TrainingDiverged", "train"]
+__all__ = ["ModelPaths", "ModelSettingsBase", "TrainingDiverged", "make_optimizer", "train"]

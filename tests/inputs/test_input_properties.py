@@ -28,7 +28,6 @@ from pydantic import BaseModel
 from engine.config import (
     ConvertConfig,
     ExtractConfig,
-    ModelSettings,
     RunSettings,
     build,
     load_toml,
@@ -38,6 +37,10 @@ from engine.config import (
 from engine.errors import CorruptError, SwapdeckError
 from engine.faceset import FaceRecord, Faceset
 from engine.facesets import summarize
+from engine.train.registry import settings_model
+
+# model.toml of today's models: the autoencoder family's settings, built from its options.
+ModelSettings = settings_model("autoencoder")
 
 pytestmark = pytest.mark.report("reader properties held (hypothesis)")
 
@@ -90,6 +93,10 @@ def _for_type(annotation: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(args) | st.text(max_size=6)
     if origin is list:
         return st.lists(_for_type(args[0]), max_size=3)
+    if origin is dict:
+        return st.dictionaries(_for_type(args[0]), _for_type(args[1]), max_size=3)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return field_values(annotation)
     if annotation is type(None):
         return st.none()
     if annotation is bool:

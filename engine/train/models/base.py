@@ -10,28 +10,19 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from engine.train.families.autoencoder import FAMILY
+
 IDENTITIES = ("a", "b")
 
-# Per preset: default widths, and the sizes it accepts (lowest, highest, step).
+_ARCH_FIELDS = ("size", "layout", "enc_dims", "dec_dims", "bottleneck", "learn_mask")
+# Per preset: default widths, and the sizes and layouts it accepts (declared once, in the
+# family's FAMILY).
 _DEFAULTS: dict[str, dict[str, Any]] = {
-    "tiny": {"size": 64, "enc_dims": 32, "dec_dims": 32, "bottleneck": 128, "learn_mask": True},
-    # faceswap's "original": 128..1024 encoder filters, 1024 dense, 512..64 decoder filters.
-    "original": {
-        "size": 64,
-        "enc_dims": 128,
-        "dec_dims": 64,
-        "bottleneck": 1024,
-        "learn_mask": False,
-    },
-    "hd": {"size": 128, "enc_dims": 64, "dec_dims": 64, "bottleneck": 256, "learn_mask": True},
+    p.name: {k: v for k, v in FAMILY.defaults(p.name).items() if k in _ARCH_FIELDS}
+    for p in FAMILY.presets
 }
-_SIZES: dict[str, tuple[int, int, int]] = {
-    "tiny": (32, 128, 16),
-    "original": (64, 64, 1),
-    # Multiples of 32 keep the S/16 dense map whole with room for a further halving.
-    "hd": (128, 256, 32),
-}
-_LAYOUTS: dict[str, tuple[str, ...]] = {"tiny": ("df",), "original": ("df",), "hd": ("df", "liae")}
+_SIZES: dict[str, tuple[int, ...]] = {p.name: p.allowed["size"] for p in FAMILY.presets}
+_LAYOUTS: dict[str, tuple[str, ...]] = {p.name: p.allowed["layout"] for p in FAMILY.presets}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,12 +40,13 @@ class ArchSpec:
     def __post_init__(self) -> None:
         if self.preset not in _DEFAULTS:
             raise ValueError(f"unknown model preset {self.preset!r}; use one of {list(_DEFAULTS)}")
-        low, high, step = _SIZES[self.preset]
-        if not (low <= self.size <= high and self.size % step == 0):
+        sizes = _SIZES[self.preset]
+        if self.size not in sizes:
+            low, high = sizes[0], sizes[-1]
             allowed = (
                 f"exactly {low}"
                 if low == high
-                else f"{low}-{high} in steps of {step}: {list(range(low, high + 1, step))}"
+                else f"{low}-{high} in steps of {sizes[1] - low}: {list(sizes)}"
             )
             raise ValueError(f"{self.preset} models take size {allowed}, not {self.size}")
         if self.layout not in _LAYOUTS[self.preset]:

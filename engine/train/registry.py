@@ -1,0 +1,247 @@
+"""Model families: what each declares once (presets, options, help), without torch.
+
+A family is one package under engine/train/families/. Its `__init__.py` holds a
+`FAMILY = FamilyInfo(...)` declaration (no torch), and names the class that trains
+it by "module:Class", imported only when a model of that family is built. From the
+declarations come config validation (`settings_model`), model.toml checks,
+`swapdeck train --help` and the wizard's Train form, so a preset or an option is
+written in exactly one place.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+
+from engine.config import StageConfig
+from engine.errors import BadInputError
+from engine.workspace import check_name
+
+# Packages whose FAMILY ships with swapdeck; more can be added with `register`.
+BUILTIN = ("engine.train.families.autoencoder",)
+
+OptionKind = Literal["int", "float", "str", "bool", "faceset"]
+_PYTHON_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting of a family's models, frozen into model.toml when a model is created."""
+
+    name: str
+    kind: OptionKind
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+    ge: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    # Shown as its own flag by `swapdeck train` (the others are set with --set KEY=VALUE).
+    flag: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is None and self.kind == "faceset"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point: the family's defaults with these values instead."""
+
+    name: str
+    help: str
+    values: dict[str, Any] = field(default_factory=dict)
+    # Per option, the values this preset accepts (e.g. the sizes it is built for).
+    allowed: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FamilyInfo:
+    """What a family is, said once."""
+
+    name: str
+    help: str
+    presets: tuple[Preset, ...]
+    options: tuple[Option, ...]
+    # "module:Class" of its engine.train.family.Family subclass (imported when needed).
+    implementation: str
+    # The facesets a model needs, by option name ("faceset_a", ...), in the order shown.
+    facesets: tuple[str, ...] = ()
+    # Whether convert can use its models to swap faces in footage.
+    converts: bool = False
+
+    def preset(self, name: str) -> Preset:
+        for preset in self.presets:
+            if preset.name == name:
+                return preset
+        raise KeyError(name)
+
+    def option(self, name: str) -> Option:
+        for option in self.options:
+            if option.name == name:
+                return option
+        raise KeyError(name)
+
+    def defaults(self, preset: str) -> dict[str, Any]:
+        """Every option's value for a new model of `preset`."""
+        values = {o.name: o.default for o in self.options}
+        values.update(self.preset(preset).values)
+        return values
+
+
+class CropGeometry(BaseModel):
+    """How the faces a model learned from were cut: convert cuts faces the same way."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    coverage: float = Field(ge=0.3, le=1.0, description="share of the crop the face spans")
+    crop_size: int = Field(ge=16, le=4096, description="the faceset's aligned crop size, px")
+    alignment: str = Field("umeyama-68", description="how landmarks were fitted to the crop")
+
+
+class ModelSettingsBase(StageConfig):
+    """What every model records in model.toml: its family, preset, seed and crop geometry.
+
+    Each family's settings class adds its options to this (see `settings_model`).
+    """
+
+    family: str
+    preset: str
+    seed: int = 0
+    # Per faceset side ("a", "b", ...): how its faces were cut. Empty in models made
+    # before model.toml recorded it; filled in from the facesets when they still exist.
+    geometry: dict[str, CropGeometry] = Field(default_factory=dict)
+
+
+def _faceset_name(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check_name(value, "faceset name")
+    except BadInputError as exc:
+        raise ValueError(exc.one_line()) from None
+
+
+def _field(option: Option) -> tuple[Any, Any]:
+    if option.kind == "faceset":
+        kind: Any = Annotated[str, AfterValidator(_faceset_name)]
+        if not option.required:
+            kind = kind | None
+    elif option.choices:
+        kind = Literal[option.choices]
+    else:
+        kind = _PYTHON_TYPES[option.kind]
+    limits = {k: getattr(option, k) for k in ("ge", "le", "gt") if getattr(option, k) is not None}
+    default = ... if option.required else option.default
+    return kind, Field(default, description=option.help, **limits)
+
+
+@functools.cache
+def settings_model(family: str) -> type[ModelSettingsBase]:
+    """The pydantic class of `family`'s model.toml, built from its declared options."""
+    info = get_family(family)
+    fields: dict[str, Any] = {o.name: _field(o) for o in info.options}
+    fields["family"] = (Literal[info.name], info.name)
+    fields["preset"] = (Literal[tuple(p.name for p in info.presets)], info.presets[0].name)
+    name = "".join(part.title() for part in family.split("_")) + "Settings"
+    return create_model(name, __base__=ModelSettingsBase, **fields)
+
+
+# ---- the registry -----------------------------------------------------------------------
+
+_FAMILIES: dict[str, FamilyInfo] = {}
+_CLASSES: dict[str, type] = {}
+_loaded = False
+
+
+def _load_builtin() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN:
+        register(importlib.import_module(module).FAMILY)
+
+
+def register(info: FamilyInfo, implementation: type | None = None) -> None:
+    """Add a family; `implementation` gives its class directly (tests, plug-ins in-process).
+
+    Preset names are unique across families: a preset alone says which family it is.
+    """
+    _load_builtin()
+    for other in _FAMILIES.values():
+        if other.name == info.name:
+            continue
+        clash = {p.name for p in other.presets} & {p.name for p in info.presets}
+        if clash:
+            raise ValueError(f"presets {sorted(clash)} of {info.name} exist in {other.name}")
+    _FAMILIES[info.name] = info
+    if implementation is not None:
+        _CLASSES[info.name] = implementation
+    settings_model.cache_clear()
+
+
+def unregister(name: str) -> None:
+    _FAMILIES.pop(name, None)
+    _CLASSES.pop(name, None)
+    settings_model.cache_clear()
+
+
+def families() -> Iterator[FamilyInfo]:
+    _load_builtin()
+    yield from list(_FAMILIES.values())
+
+
+def get_family(name: str) -> FamilyInfo:
+    _load_builtin()
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise BadInputError(
+            f"unknown model family {name!r}", f"use one of: {', '.join(_FAMILIES)}"
+        ) from None
+
+
+def presets() -> list[tuple[FamilyInfo, Preset]]:
+    """Every preset of every family, in declaration order."""
+    return [(info, preset) for info in families() for preset in info.presets]
+
+
+def family_of_preset(preset: str) -> FamilyInfo:
+    for info, candidate in presets():
+        if candidate.name == preset:
+            return info
+    names = ", ".join(p.name for _, p in presets())
+    raise BadInputError(f"unknown model preset {preset!r}", f"use one of: {names}")
+
+
+def default_preset() -> str:
+    return presets()[0][1].name
+
+
+def implementation(family: str) -> type:
+    """The family's trainer class (engine.train.family.Family), importing it on first use."""
+    info = get_family(family)
+    if family not in _CLASSES:
+        module, _, name = info.implementation.partition(":")
+        _CLASSES[family] = getattr(importlib.import_module(module), name)
+    return _CLASSES[family]
+
+
+def describe() -> str:
+    """Families, presets and options as plain text, for `swapdeck train --help`."""
+    lines = []
+    for info in families():
+        lines.append(f"Family {info.name}: {info.help}")
+        for preset in info.presets:
+            lines.append(f"  preset {preset.name}: {preset.help}")
+        for option in info.options:
+            default = "required" if option.required else f"default {option.default}"
+            choices = f" ({' | '.join(map(str, option.choices))})" if option.choices else ""
+            lines.append(f"  {option.name}{choices}, {default}: {option.help}")
+    return "\n".join(lines)
