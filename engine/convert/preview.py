@@ -1,7 +1,13 @@
-"""`--preview-frames N`: a few before/after frames in one PNG, for tuning settings fast."""
+"""`--preview-frames N`: a few before/after frames in one PNG, for tuning settings fast.
+
+Faces come from where the conversion would take them: on a video, the faceset
+convert would use (`--faceset`, or the model's own when it covers the video),
+else found on the fly.
+"""
 
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +16,7 @@ import cv2
 import numpy as np
 
 from engine.config import ConvertConfig
+from engine.convert.faces import ManifestFaces
 from engine.convert.smooth import Face
 from engine.convert.swap import FaceSwapper
 from engine.errors import BadInputError, CancelledError
@@ -22,12 +29,19 @@ from engine.workspace import atomic_write_bytes
 _ROW_WIDTH = 960  # before + after side by side, scaled to this width
 
 
-def _video_frames(path: Path, count: int) -> list[np.ndarray]:
-    """`count` frames spread evenly through the video (one seek each)."""
+def _video_frames(path: Path, count: int, indexed: bool) -> list[tuple[int | None, np.ndarray]]:
+    """`count` frames spread evenly through the video (one seek each), with their indices
+    when `indexed` (None where one cannot be told)."""
     frames = []
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
+            # A frame's index is its rank in presentation order, as decoding counts it.
+            ranks = (
+                sorted(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+                if indexed
+                else []
+            )
             duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
             if not duration and container.duration:
                 duration = container.duration / av.time_base
@@ -40,11 +54,16 @@ def _video_frames(path: Path, count: int) -> list[np.ndarray]:
                 )
                 for frame in container.decode(stream):
                     if frame.time is None or frame.time >= at - 1e-3 or not duration:
-                        frames.append(upright_rgb(frame))
+                        frames.append((_rank(ranks, frame.pts), upright_rgb(frame)))
                         break
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise BadInputError(f"{path} is not a readable video ({exc})", "check the file") from None
     return frames
+
+
+def _rank(ranks: list[int], pts: int | None) -> int | None:
+    at = bisect.bisect_left(ranks, pts) if pts is not None else len(ranks)
+    return at if at < len(ranks) and ranks[at] == pts else None
 
 
 def _row(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -61,13 +80,17 @@ def render_preview(
     sink: Sink,
     kind: str,
     cancel: CancelToken,
+    manifest: ManifestFaces | None = None,
 ) -> dict[str, Any]:
     from engine.provenance import encode_image, mark_frame
 
     count = config.preview_frames
-    sink(Started(stage="convert", detail={"preview_frames": count, "output": str(config.output)}))
+    faces_from = f"faceset {manifest.name}" if manifest else "found on the fly"
+    detail = {"preview_frames": count, "output": str(config.output), "faces_from": faces_from}
+    sink(Started(stage="convert", detail=detail))
+    frames: list[tuple[int | None, np.ndarray]]
     if kind == "video":
-        frames = _video_frames(config.input, count)
+        frames = _video_frames(config.input, count, indexed=manifest is not None)
     else:
         paths = (
             [config.input]
@@ -77,17 +100,21 @@ def render_preview(
             )
         )
         picks = np.linspace(0, len(paths) - 1, min(count, len(paths))).round().astype(int)
-        frames = [read_image(paths[i]) for i in sorted(set(picks.tolist()))] if paths else []
+        frames = [(None, read_image(paths[i])) for i in sorted(set(picks.tolist()))]
     if not frames:
         raise BadInputError(f"no frames could be read from {config.input}", "check the input")
     assert finder is not None
     rows = []
-    for done, before in enumerate(frames, 1):
+    for done, (index, before) in enumerate(frames, 1):
         if cancel.cancelled:
             raise CancelledError("preview cancelled", "run it again")
         after = before.copy()
-        finder.reset()
-        faces = [Face(f.landmarks, chain=i) for i, f in enumerate(finder.find(after, False))]
+        if manifest is not None and index is not None:
+            found = [face.landmarks for face in manifest.faces(index)]
+        else:
+            finder.reset()
+            found = [face.landmarks for face in finder.find(after, False)]
+        faces = [Face(landmarks, chain=i) for i, landmarks in enumerate(found)]
         swapper.chooser.reset()
         swapper.swap([(after, faces)])
         rows.append(_row(before, after))

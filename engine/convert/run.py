@@ -495,6 +495,33 @@ def _write_folder(config: ConvertConfig, files: Iterator[tuple[Path, bytes]]) ->
         raise
 
 
+# ---- preview ----------------------------------------------------------------------------
+
+
+def _preview(
+    config: ConvertConfig, workspace: Workspace, sink: Sink, cancel: CancelToken, kind: str
+) -> Any:
+    """`--preview-frames`: faces from the faceset the conversion would take them from."""
+    from engine.convert.preview import render_preview
+
+    manifest = None
+    if config.faceset is not None:  # checked before the model loads: a typo fails at once
+        if kind != "video":
+            raise BadInputError(
+                "--faceset takes the faces of a video; INPUT is images",
+                "leave out --faceset: faces in images are found on the fly",
+            )
+        manifest = ManifestFaces.find(workspace, config.input, config.faceset, required=True)
+    try:
+        setup = _setup(config, workspace, sink, video=False)
+        if manifest is None and kind == "video":
+            manifest = ManifestFaces.find(workspace, config.input, setup.faceset)
+        return render_preview(config, setup.swapper, setup.finder, sink, kind, cancel, manifest)
+    finally:
+        if manifest is not None:
+            manifest.close()
+
+
 # ---- entry point ------------------------------------------------------------------------
 
 
@@ -511,10 +538,7 @@ def convert(
         sink(Info(message=f"{config.input.name}: not a known video name, trying it as one"))
     _check_output(config, "image" if kind == "image" else kind)
     if config.preview_frames:
-        from engine.convert.preview import render_preview
-
-        setup = _setup(config, workspace, sink, video=False)
-        return render_preview(config, setup.swapper, setup.finder, sink, kind, cancel)
+        return _preview(config, workspace, sink, cancel, kind)
     try:
         if kind == "video":
             return _convert_video(config, workspace, sink, cancel)

@@ -214,3 +214,60 @@ def test_a_resumed_tracker_never_reuses_a_stored_id():
     first = sorted(f.track.id for f in found[0].faces)
     assert first and first[0] == 42  # above the highest id the faceset holds
     assert sorted(f.track.id for f in found[1].faces) == first  # followed, not renumbered
+
+
+# ---- --preview-frames takes faces where the conversion would ----------------------------------
+
+
+def test_preview_takes_the_faces_of_the_faceset_convert_would_use(two, sample_workspace, tmp_path):
+    import shutil
+
+    from engine.config import ConvertConfig, RunSettings
+    from engine.convert import convert
+    from engine.errors import BadInputError
+    from engine.train.loop import train
+
+    source, clip = two
+    ws = Workspace(tmp_path / "ws")
+    shutil.copytree(source.root, ws.root)
+    shutil.copytree(sample_workspace.faceset_dir("b"), ws.faceset_dir("b"))
+    requested = {"preset": "tiny", "faceset_a": "x", "faceset_b": "b", "seed": 0}
+    settings = build(RunSettings, steps=2, save_every=2, preview_every=1000, snapshot_every=0)
+    train(ws, "m", requested, settings)
+    # Pruned to the woman on the left: the man is found on the fly, never in the faceset.
+    with Faceset.open(ws.faceset_dir("x")) as faceset:
+        faceset.delete_faces([r.id for r in faceset.faces() if r.landmarks[:, 0].mean() > 320])
+
+    def preview(src: Path, **options: object) -> list:
+        events: list = []
+        out = tmp_path / "preview.png"
+        config = build(
+            ConvertConfig,
+            input=src,
+            output=out,
+            model="m",
+            backend="dlib",
+            preview_frames=3,
+            overwrite=True,
+            **options,
+        )
+        convert(config, ws, events.append)
+        return events
+
+    for options in ({}, {"faceset": "x"}):  # the model's own faceset, or named
+        events = preview(clip, **options)
+        assert events[0].detail["faces_from"] == "faceset x"
+        assert events[-1].result["faces_swapped"] == 3
+    elsewhere = tmp_path / "elsewhere.mp4"  # the same video, but no faceset covers it
+    shutil.copy(clip, elsewhere)
+    events = preview(elsewhere)
+    assert events[0].detail["faces_from"] == "found on the fly"
+    assert events[-1].result["faces_swapped"] == 6
+    with pytest.raises(BadInputError, match="does not cover"):
+        preview(elsewhere, faceset="x")
+    photo = tmp_path / "photo.png"
+    from PIL import Image
+
+    Image.fromarray(footage.read_frames("talk_d3.mp4", 30, 1)[0]).save(photo)
+    with pytest.raises(BadInputError, match="INPUT is images"):
+        preview(photo, faceset="x")
