@@ -1,18 +1,21 @@
-"""Detached jobs: training that outlives the terminal, the SSH session and the wizard.
+"""Detached jobs: long engine tasks that outlive the terminal, the SSH session and the wizard.
 
-A job is a folder, `jobs/<id>/`:
+A job has a kind (`train` today; reenact or compare later), declared once in a
+registry: how to write its command line, what runs in the job's own process,
+what its target names. A job is a folder, `jobs/<id>/`:
 
-- `job.json`: what was asked (model, settings, the equivalent command line) and
-  how it stands (pid, state, start and end times, exit code, reason). The job's
-  own process owns it once started and rewrites it atomically.
+- `job.json`: what was asked (kind, target model, settings, the equivalent
+  command line) and how it stands (pid, state, start and end times, exit code,
+  reason). The job's own process owns it once started and rewrites it atomically.
 - `events.jsonl`: the same events `--json` prints, one per line, appended as
   they happen; anyone can replay and follow it.
 - `log`: the process's stderr (library warnings; a traceback if swapdeck has a bug).
 
 Two processes run a job, each in its own session with no terminal, so a hangup
-reaches neither: the trainer (`job.pid`) and a small supervisor, its parent,
-that waits for it. SIGTERM (`stop_job`) makes the trainer save a checkpoint and
-stop; SIGUSR1 (`save_now`) makes it save at the next step. A trainer killed
+reaches neither: the worker (`job.pid`; the trainer, for training) and a small
+supervisor, its parent, that waits for it. SIGTERM (`stop_job`) cancels the
+worker (a trainer saves a checkpoint and stops); SIGUSR1 (`save_now`) sets its
+save request (a trainer saves at the next step). A worker killed
 outright (SIGKILL, the out-of-memory killer, a crash in native code) runs no
 code of its own, but its supervisor learns the signal and records it. A job
 whose processes are both gone while its file still says running (a reboot, a
@@ -22,6 +25,7 @@ kill of both) is reported as failed too, never as running forever.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import signal
@@ -30,7 +34,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -42,16 +46,24 @@ from engine.errors import (
     BadInputError,
     NotFoundError,
     SwapdeckError,
+    UnavailableError,
     WorkspaceError,
 )
-from engine.events import CancelToken, Failed, from_json, to_json
+from engine.events import CancelToken, Failed, Sink, from_json, to_json
 from engine.locks import lock_holder
 from engine.model_index import step_of
 from engine.workspace import DIR_MODE, Workspace, atomic_write_text, check_name, open_private
 
 RUNNING_STATES = ("starting", "running")
-# How long a spawned job may take to say it is running before start_train gives up waiting.
+# How long a spawned job may take to say it is running before start_job gives up waiting.
 START_WAIT_S = 30.0
+# Modules (comma-separated) whose import registers more job kinds. Only the caller's
+# environment names them, never job.json: a workspace can pick among registered kinds,
+# not make `jobs run-job` import code of its choosing.
+KINDS_ENV = "SWAPDECK_JOB_KINDS"
+# -P: the working directory (the user's workspace) is not put on the import path of
+# the job's processes, so files there cannot stand in for swapdeck's modules or a kind's.
+_PYTHON = [sys.executable, "-P"]
 
 
 @dataclass
@@ -73,6 +85,11 @@ class Job:
     exit_code: int | None = None
     reason: str = ""
     folder: Path = Path()
+
+    @property
+    def target(self) -> str:
+        """What the job works on, whatever its kind (kept in job.json as `model`)."""
+        return self.model
 
     @property
     def events_path(self) -> Path:
@@ -187,14 +204,26 @@ def _last_step(job: Job) -> int | None:
     return step
 
 
+def _lost(job: Job) -> bool:
+    """Does the job say it runs while its processes are gone?"""
+    if not job.running or _alive(job):
+        return False
+    if _process_alive(job.supervisor, job.supervisor_create_time):
+        return False  # it is recording how the worker ended, with the signal
+    # A job not yet running (no pid) may still be starting up.
+    return job.pid is not None or time.time() - job.started >= START_WAIT_S
+
+
 def _settle(job: Job) -> Job:
     """A job that says running but whose processes are gone died without a word: say so."""
-    if not job.running or _alive(job):
+    if not _lost(job):
         return job
-    if _process_alive(job.supervisor, job.supervisor_create_time):
-        return job  # it is recording how the trainer ended, with the signal
-    if job.pid is None and time.time() - job.started < START_WAIT_S:
-        return job  # still starting up
+    # Its processes are gone, so nothing writes job.json any more; but it may have
+    # said how it ended after `job` was read (a short job does, at once).
+    with contextlib.suppress(WorkspaceError):
+        job = _read(job.folder)
+    if not _lost(job):
+        return job
     step = _last_step(job)
     where = f" after step {step}" if step is not None else ""
     job.state = "failed"
@@ -237,12 +266,110 @@ def get_job(workspace: Workspace, job_id: str) -> Job:
     )
 
 
-def active_job(workspace: Workspace, model: str | None = None) -> Job | None:
-    """The newest running training job (of `model`, when given), or None."""
+def active_job(
+    workspace: Workspace, model: str | None = None, kind: str | None = "train"
+) -> Job | None:
+    """The newest running job of `kind` (training unless told; None: any kind), of
+    `model` when given, or None."""
     for job in list_jobs(workspace):
-        if job.running and (model is None or job.model == model):
+        mine = (model is None or job.model == model) and (kind is None or job.kind == kind)
+        if job.running and mine:
             return job
     return None
+
+
+# ---- kinds of job ------------------------------------------------------------------
+
+# What runs in the job's own process: (workspace, target, spec, sink, cancel,
+# save_request) -> result. It reports through the sink (Started ... Finished, as
+# the stage does in the foreground), stops soon after `cancel` is set and then
+# returns a result with "stopped": True; `save_request` is set by `save_now`.
+JobRun = Callable[
+    [Workspace, str, dict[str, Any], Sink, CancelToken, threading.Event], dict[str, Any]
+]
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of long engine task that can run as a detached job."""
+
+    name: str
+    run: JobRun
+    # The equivalent command line, for people reading `jobs list`: (workspace, target, spec).
+    command: Callable[[Workspace, str, dict[str, Any]], list[str]]
+    # What the target names (job.json keeps it as `model`, whatever it names).
+    target: str = "model"
+    # Refuses to start (raises a SwapdeckError) while the target is busy, say.
+    check: Callable[[Workspace, str], None] | None = None
+    # Said when the job's process was killed outright.
+    restart_hint: str = "start it again"
+
+
+_KINDS: dict[str, JobKind] = {}
+_loaded_modules: set[str] = set()
+
+
+def register_kind(kind: JobKind) -> JobKind:
+    """Make `kind` startable with `start_job`; returns it.
+
+    A kind outside engine.jobs is registered by importing the module that
+    defines its `run` (`start_job` has its child import that module too), so
+    register it at that module's top level.
+    """
+    known = _KINDS.get(kind.name)
+    if known is not None and _origin(known) != _origin(kind):
+        raise ValueError(f"job kind {kind.name!r} is already {_origin(known)}")
+    _KINDS[kind.name] = kind
+    return kind
+
+
+def _origin(kind: JobKind) -> str:
+    return f"{kind.run.__module__}:{kind.run.__qualname__}"
+
+
+def _env_modules() -> list[str]:
+    return [m.strip() for m in os.environ.get(KINDS_ENV, "").split(",") if m.strip()]
+
+
+def job_kind(name: str) -> JobKind:
+    """The registered kind called `name`, loading the modules `SWAPDECK_JOB_KINDS` names
+    if it is not known yet."""
+    if name not in _KINDS:
+        for module in _env_modules():
+            if module in _loaded_modules:
+                continue
+            _loaded_modules.add(module)
+            try:
+                importlib.import_module(module)
+            except Exception as exc:  # their bug or a wrong name: one line, the job fails
+                if not isinstance(exc, ImportError):
+                    traceback.print_exc()
+                raise UnavailableError(
+                    f"cannot load job kinds from module {module!r} ({type(exc).__name__}: {exc})",
+                    f"check {KINDS_ENV}",
+                ) from None
+    if name not in _KINDS:
+        raise UnavailableError(
+            f"unknown job kind {name[:40]!r} (this swapdeck knows {', '.join(sorted(_KINDS))})",
+            "a job made by a newer swapdeck needs that version to run it",
+        )
+    return _KINDS[name]
+
+
+def _child_env(kind: JobKind) -> dict[str, str]:
+    """The job's environment: ours, naming the module that registers `kind` if it is a plug-in."""
+    env = dict(os.environ)
+    # The job runs in the workspace: a relative PYTHONPATH entry (an empty one means
+    # "here") would import from there. Make each mean what it means to us.
+    if env.get("PYTHONPATH"):
+        entries = env["PYTHONPATH"].split(os.pathsep)
+        env["PYTHONPATH"] = os.pathsep.join(os.path.abspath(entry) for entry in entries)
+    module = kind.run.__module__
+    if module == "__main__":
+        raise ValueError(f"job kind {kind.name!r} must be defined in an importable module")
+    if module != __name__:
+        env[KINDS_ENV] = ",".join(dict.fromkeys([*_env_modules(), module]))
+    return env
 
 
 def _train_command(workspace: Workspace, model: str, requested: dict[str, Any], run: RunSettings):
@@ -259,6 +386,47 @@ def _train_command(workspace: Workspace, model: str, requested: dict[str, Any], 
             else:
                 line += [f"--{key.replace('_', '-')}", str(value)]
     return line
+
+
+def _describe_train(workspace: Workspace, model: str, spec: dict[str, Any]) -> list[str]:
+    return _train_command(workspace, model, spec["requested"], RunSettings(**spec["run"]))
+
+
+def _check_train(workspace: Workspace, model: str) -> None:
+    """One training process per model, detached or not: its lock says if one runs."""
+    holder = lock_holder(workspace, model)
+    if holder is not None:
+        running = active_job(workspace, model)
+        which = f" as job {running.id}" if running else f" (pid {holder})"
+        raise BadInputError(
+            f"model {model} is already being trained{which}",
+            "follow it with 'swapdeck jobs attach ID', or stop it with 'swapdeck jobs stop ID'",
+        )
+
+
+def _run_train(
+    workspace: Workspace,
+    model: str,
+    spec: dict[str, Any],
+    sink: Sink,
+    cancel: CancelToken,
+    save_request: threading.Event,
+) -> dict[str, Any]:
+    from engine.train.loop import train
+
+    run = RunSettings(**spec["run"])
+    return train(workspace, model, spec["requested"], run, sink, cancel, save_request=save_request)
+
+
+register_kind(
+    JobKind(
+        name="train",
+        run=_run_train,
+        command=_describe_train,
+        check=_check_train,
+        restart_hint="start it again: training resumes from the last checkpoint",
+    )
+)
 
 
 def _new_id(workspace: Workspace, model: str) -> str:
@@ -278,27 +446,36 @@ def start_train(
     The job survives this process's exit and the terminal's hangup. A model
     that already has a training process is refused.
     """
-    check_name(model, "model name")
+    spec = {"requested": requested, "run": run.model_dump(mode="json")}
+    return start_job(workspace, "train", model, spec)
+
+
+def start_job(workspace: Workspace, kind: str, target: str, spec: dict[str, Any]) -> Job:
+    """Start a job of a registered `kind` on `target` (a model's name, for training),
+    detached, and return it once its process runs (or has failed to).
+
+    `spec` (plain JSON) is all the job's process gets besides the target; it is
+    kept in job.json. The job survives this process's exit and the terminal's hangup.
+    """
+    declared = job_kind(kind)
+    check_name(target, f"{declared.target} name")
+    command = declared.command(workspace, target, spec)
+    json.dumps(spec)  # refused here (TypeError), not half-written in job.json
+    env = _child_env(declared)
     workspace.ensure()
-    holder = lock_holder(workspace, model)
-    if holder is not None:
-        running = active_job(workspace, model)
-        which = f" as job {running.id}" if running else f" (pid {holder})"
-        raise BadInputError(
-            f"model {model} is already being trained{which}",
-            "follow it with 'swapdeck jobs attach ID', or stop it with 'swapdeck jobs stop ID'",
-        )
-    job_id = _new_id(workspace, model)
+    if declared.check is not None:
+        declared.check(workspace, target)
+    job_id = _new_id(workspace, target)
     folder = workspace.jobs_dir / job_id
     try:
         folder.mkdir(mode=DIR_MODE)
         job = Job(
             id=job_id,
-            kind="train",
-            model=model,
+            kind=kind,
+            model=target,
             workspace=str(workspace.root),
-            command=_train_command(workspace, model, requested, run),
-            spec={"requested": requested, "run": run.model_dump(mode="json")},
+            command=command,
+            spec=spec,
             folder=folder,
         )
         _write(job)
@@ -308,14 +485,15 @@ def start_train(
             f"cannot create job folder {folder} ({exc.strerror})", "check the workspace"
         ) from None
     with log:
-        proc = subprocess.Popen(  # the supervisor, which starts the trainer
-            [sys.executable, "-m", "engine.cli", "jobs", "run-job", str(folder)],
+        proc = subprocess.Popen(  # the supervisor, which starts the worker
+            [*_PYTHON, "-m", "engine.cli", "jobs", "run-job", str(folder)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=log,
             start_new_session=True,  # no terminal: a hangup or Ctrl-C here never reaches it
             close_fds=True,
             cwd=str(workspace.root),
+            env=env,
         )
     deadline = time.monotonic() + START_WAIT_S
     while time.monotonic() < deadline:
@@ -355,31 +533,37 @@ class _EventFile:
 def run_job(folder: Path) -> int:
     """Supervise the job described in `folder/job.json`; returns its exit code.
 
-    Starts the trainer (`run_trainer`) as a child and waits for it. A trainer
+    Starts the worker (`run_worker`) as a child and waits for it. A worker
     that ends without having said how (killed by a signal, or exited early)
     cannot write that down itself: this process does, with the signal's name.
+    A job of a kind this swapdeck does not know is marked failed, and the error raised.
     """
     folder = Path(folder).absolute()
     job = _read(folder)
+    try:
+        job_kind(job.kind)
+    except SwapdeckError as exc:
+        _mark_failed(job, exc.one_line(), exc.hint, exc.exit_code, exc.message)
+        raise
     job.supervisor = os.getpid()
     job.supervisor_create_time = psutil.Process().create_time()
     _write(job)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    trainer = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "jobs", "run-job", "--trainer", str(folder)],
+    worker = subprocess.Popen(
+        [*_PYTHON, "-m", "engine.cli", "jobs", "run-job", "--worker", str(folder)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,  # stderr stays the job's log
         start_new_session=True,
     )
     # Whoever signals this process means the job: pass it on.
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1):
-        signal.signal(signum, lambda n, _frame: trainer.send_signal(n))
-    code = trainer.wait()
-    return _record_end(folder, trainer.pid, code)
+        signal.signal(signum, lambda n, _frame: worker.send_signal(n))
+    code = worker.wait()
+    return _record_end(folder, worker.pid, code)
 
 
 def _record_end(folder: Path, pid: int, code: int) -> int:
-    """Say how a trainer that left its job running ended; returns the job's exit code."""
+    """Say how a worker that left its job running ended; returns the job's exit code."""
     job = _read(folder)
     if not job.running:
         return int(job.exit_code or 0)  # it said so itself
@@ -393,19 +577,25 @@ def _record_end(folder: Path, pid: int, code: int) -> int:
         why = f"killed by signal {-code} ({name})"
         if -code == signal.SIGKILL:
             why += ": kill -9, 'jobs stop --force' or the out-of-memory killer"
-        job.exit_code = 128 - code  # as a shell reports it
+        exit_code = 128 - code  # as a shell reports it
     else:
         why = f"exited with code {code} before it finished"
-        job.exit_code = code or 1
+        exit_code = code or 1
     job.pid = job.pid or pid
+    reason = f"its process ({job.pid}) ended without a word{where}: {why}"
+    known = _KINDS.get(job.kind)
+    return _mark_failed(job, reason, known.restart_hint if known else "", exit_code)
+
+
+def _mark_failed(job: Job, reason: str, hint: str, exit_code: int, message: str = "") -> int:
+    """Write down that the job failed, in job.json and as its last event; returns exit_code."""
     job.state, job.ended = "failed", time.time()
-    job.reason = f"its process ({job.pid}) ended without a word{where}: {why}"
-    hint = "start it again: training resumes from the last checkpoint"
+    job.reason, job.exit_code = reason, exit_code
     with contextlib.suppress(OSError):
-        failed = Failed(stage=job.kind, message=job.reason, hint=hint, exit_code=job.exit_code)
+        failed = Failed(stage=job.kind, message=message or reason, hint=hint, exit_code=exit_code)
         _append_event(job.events_path, failed)
     _write(job)
-    return job.exit_code
+    return exit_code
 
 
 def _append_event(path: Path, event: Any) -> None:
@@ -415,11 +605,11 @@ def _append_event(path: Path, event: Any) -> None:
         fh.write((b"\n" if cut else b"") + to_json(event).encode("utf-8") + b"\n")
 
 
-def run_trainer(folder: Path) -> int:
+def run_worker(folder: Path) -> int:
     """Run the job described in `folder/job.json` in this process; returns its exit code.
 
-    This is the trainer's whole life: mark it running, train with events going
-    to events.jsonl, mark how it ended.
+    This is the worker's whole life: mark it running, run its kind with events
+    going to events.jsonl, mark how it ended.
     """
     folder = Path(folder).absolute()
     job = _read(folder)
@@ -435,18 +625,8 @@ def run_trainer(folder: Path) -> int:
     _write(job)
     sink = _EventFile(job.events_path)
     try:
-        from engine.train.loop import train
-
-        run = RunSettings(**job.spec["run"])
-        result = train(
-            Workspace(job.workspace),
-            job.model,
-            job.spec["requested"],
-            run,
-            sink,
-            cancel,
-            save_request=save_request,
-        )
+        kind = job_kind(job.kind)
+        result = kind.run(Workspace(job.workspace), job.model, job.spec, sink, cancel, save_request)
         job.state = "stopped" if result.get("stopped") else "finished"
         job.reason = "stopped on request" if result.get("stopped") else ""
         job.exit_code = 0

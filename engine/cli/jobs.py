@@ -1,4 +1,4 @@
-"""`swapdeck jobs`: list, attach to, stop and read detached training jobs."""
+"""`swapdeck jobs`: list, attach to, stop and read detached jobs (training, for now)."""
 
 from __future__ import annotations
 
@@ -43,11 +43,12 @@ def list_command(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
     if not jobs:
         err_console.print("no jobs yet: start one with 'swapdeck train ... --detach'")
         return
-    table = Table("id", "model", "state", "pid", "started", "ended", "exit", "reason")
+    table = Table("id", "kind", "model", "state", "pid", "started", "ended", "exit", "reason")
     for job in jobs:
         table.add_row(
             job.id,
-            job.model,
+            escape(job.kind),
+            escape(job.model),
             job.state,
             str(job.pid or "-"),
             _when(job.started),
@@ -118,12 +119,16 @@ def logs_command(job_id: JobId, workspace: WorkspaceOpt) -> None:
 
 
 @app.command("run-job", hidden=True)
+@guarded
 def run_job_command(
     folder: Annotated[Path, typer.Argument()],
-    trainer: Annotated[bool, typer.Option("--trainer", help="Be the trainer itself.")] = False,
+    worker: Annotated[
+        bool, typer.Option("--worker", "--trainer", help="Be the job's worker itself.")
+    ] = False,
 ) -> None:
     """The detached processes (started by 'train --detach'): the supervisor, or with
-    --trainer the trainer it starts; not for people."""
-    from engine.jobs import run_job, run_trainer
+    --worker the worker it starts (--trainer: the same, as older supervisors say);
+    not for people."""
+    from engine.jobs import run_job, run_worker
 
-    raise typer.Exit(run_trainer(folder) if trainer else run_job(folder))
+    raise typer.Exit(run_worker(folder) if worker else run_job(folder))

@@ -206,3 +206,34 @@ def test_jobs_stop_refuses_another_users_job(ws: Path) -> None:
     os.chown(folder, 12345, 12345)
     result = swapdeck("jobs", "stop", "other-1", "-w", ws)
     assert result.returncode == 2 and "belongs to another user" in result.stderr
+
+
+def test_jobs_list_shows_each_jobs_kind(tmp_path: Path) -> None:
+    """Plain and --json, for a training job and one of a kind this swapdeck does not know."""
+    from engine.jobs import Job, _write
+
+    ws = tmp_path / "ws"
+    for n, kind in enumerate(["train", "from-a-newer-swapdeck"]):
+        folder = ws / "jobs" / f"{kind}-1"
+        folder.mkdir(parents=True)
+        _write(
+            Job(id=folder.name, kind=kind, model="m", workspace=str(ws), command=["swapdeck"],
+                spec={}, state="finished", started=1000.0 + n, folder=folder)
+        )  # fmt: skip
+    listed = jobs_json(ws)
+    assert [(j["id"], j["kind"]) for j in listed] == [
+        ("from-a-newer-swapdeck-1", "from-a-newer-swapdeck"),
+        ("train-1", "train"),
+    ]
+    keys = {"id", "kind", "model", "workspace", "command", "spec", "state", "pid", "started",
+            "ended", "exit_code", "reason", "folder"}  # fmt: skip
+    assert keys <= set(listed[0])
+    table = subprocess.run(
+        [*SWAPDECK, "jobs", "list", "-w", str(ws)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    assert table.returncode == 0, table.stderr
+    cells = [[c.strip() for c in line.split("│")[1:4]] for line in table.stdout.splitlines()]
+    assert "kind" in table.stdout.splitlines()[1]
+    assert ["train-1", "train", "m"] in cells
+    assert ["from-a-newer-swapdeck-1", "from-a-newer-swapdeck", "m"] in cells
