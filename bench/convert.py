@@ -96,7 +96,7 @@ result = convert(build(ConvertConfig, input=Path({src!r}), output=Path({out!r}),
                        backend="dlib", overwrite=True), Workspace({ws!r}))
 seconds = time.perf_counter() - start
 peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
-print(json.dumps({{"frames": result["frames"], "seconds": seconds, "peak_kb": peak}}))
+print(json.dumps({{"frames": result.frames, "seconds": seconds, "peak_kb": peak}}))
 """
 
 

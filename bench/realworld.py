@@ -346,10 +346,10 @@ def main() -> None:
 
         start = time.perf_counter()
         result = extract(config, ws, progress)
-        extract_fps = result["frames"] / (time.perf_counter() - start)
+        extract_fps = result.frames / (time.perf_counter() - start)
         (t0, n0), (t1, n1) = marks[1], marks[-1]
         steady_fps = (n1 - n0) / (t1 - t0)
-        print(f"\nextract ({result['backend']}: {result['backend_reason']})")
+        print(f"\nextract ({result.backend}: {result.backend_reason})")
         print(_table(extract_table(shots, faces_per_frame(ws, "stage"))))
 
         config = build(
@@ -366,7 +366,7 @@ def main() -> None:
             ref = {"error": exc.one_line()}
         print(f"\nextract --reference (photo of A): {ref}")
 
-        used = result["backend"]
+        used = result.backend
         det_fps = detector_alone(clip, used)
         hog_fps = det_fps if used == "dlib" else detector_alone(clip, "dlib")
         print(
@@ -399,7 +399,7 @@ def main() -> None:
             f"the audio in, {starts_out.get('video', 0) - starts_out.get('audio', 0):.3f} s out"
         )
         scored = score(ws, "bench", [(clip, out)], backend=args.backend)
-        print(f"\nscore: {scored['average']}")
+        print(f"\nscore: {scored.average.model_dump()}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from engine.errors import BadInputError
 from engine.media.images import is_image_path, read_image
 from engine.media.paths import check_path, printable
 from engine.media.video import VideoReader, is_video_path, probe_video
+from engine.results import VerifyResult
 
 # 32 bits, 15 of them ones: a flat frame reads every bit alike, and a balanced payload keeps
 # such frames 15-17 bits away from it.
@@ -285,7 +286,7 @@ def _verify_video(path: Path, max_frames: int) -> dict[str, Any]:
     }
 
 
-def verify(path: Path, max_frames: int | None = None) -> dict[str, Any]:
+def verify(path: Path, max_frames: int | None = None) -> VerifyResult:
     """Read swapdeck's marks back from an image or a video.
 
     Returns kind ("image"/"video"), frames_checked, frames_marked, fraction, marked
@@ -311,10 +312,10 @@ def verify(path: Path, max_frames: int | None = None) -> dict[str, Any]:
             "rename it if it is one",
         )
     fraction = result["frames_marked"] / result["frames_checked"]
-    return {
-        "path": printable(path),
-        "marked": fraction >= MARKED_FRACTION,
-        "fraction": round(fraction, 4),
-        "threshold": MARKED_FRACTION,
+    return VerifyResult(
+        path=printable(path),
+        marked=fraction >= MARKED_FRACTION,
+        fraction=round(fraction, 4),
+        threshold=MARKED_FRACTION,
         **result,
-    }
+    )

@@ -41,6 +41,7 @@ from engine.media.images import read_image
 from engine.media.prefetch import prefetch
 from engine.media.sources import expand_sources
 from engine.media.video import VideoReader
+from engine.results import ScoreResult
 from engine.train.data import load_faces
 from engine.train.inference import TrainedModel, load_trained
 from engine.workspace import Workspace
@@ -432,7 +433,7 @@ def score(
     min_face: int = 80,
     sink: Sink = null_sink,
     cancel: CancelToken | None = None,
-) -> dict[str, Any]:
+) -> ScoreResult:
     """Score swapped footage against its original, and model `model` on held-out faces.
 
     `pairs` are (ORIGINAL, SWAPPED) paths: videos, image folders or images, each
@@ -477,18 +478,20 @@ def score(
     reconstruction = _reconstruction(workspace, trained)
     scorer = _Scorer(finder, centroids[target], centroids[source], total, sink, cancel)
     videos = [scorer.score_pair(first, second) for first, second in footage]
-    result = _rounded(
-        {
-            "model": model,
-            "step": trained.step,
-            "direction": direction,
-            "source": source,
-            "target": target,
-            "backend": finder.choice.name,
-            "videos": videos,
-            "average": _average(videos),
-            "reconstruction": reconstruction,
-        }
+    result = ScoreResult.model_validate(
+        _rounded(
+            {
+                "model": model,
+                "step": trained.step,
+                "direction": direction,
+                "source": source,
+                "target": target,
+                "backend": finder.choice.name,
+                "videos": videos,
+                "average": _average(videos),
+                "reconstruction": reconstruction,
+            }
+        )
     )
-    sink(Finished(stage="score", result=result))
+    sink(Finished(stage="score", result=result.model_dump(mode="json")))
     return result

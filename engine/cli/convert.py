@@ -105,6 +105,6 @@ def convert_command(
         reporter.close()
     if not as_json:
         out_console.print(
-            f"[bold green]{result['output']}[/]: {result['faces_swapped']} faces swapped in "
-            f"{result['frames']} frames ({result['frames_without_face']} without a face)"
+            f"[bold green]{result.output}[/]: {result.faces_swapped} faces swapped in "
+            f"{result.frames} frames ({result.frames_without_face} without a face)"
         )

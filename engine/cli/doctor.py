@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from engine.cli.common import JsonOpt, guarded, out_console, print_json
-
-
-def _as_dict(report: Any) -> dict[str, Any]:
-    if hasattr(report, "model_dump"):
-        return report.model_dump()
-    return report.to_dict()
 
 
 @guarded
@@ -29,17 +23,13 @@ def doctor_command(
     from engine.doctor import run_doctor
 
     report = run_doctor(workspace)
-    data = _as_dict(report)
     if as_json:
-        data["ok"] = bool(report.ok)
-        print_json(data)
+        print_json(report.model_dump(mode="json"))  # its checks, then ok
     else:
         table = Table("check", "", "found", "to fix")
-        for check in data["checks"]:
-            mark = "[green]ok[/]" if check["ok"] else "[red]no[/]"
-            table.add_row(
-                check["name"], mark, check["detail"], "" if check["ok"] else check["hint"]
-            )
+        for check in report.checks:
+            mark = "[green]ok[/]" if check.ok else "[red]no[/]"
+            table.add_row(check.name, mark, check.detail, "" if check.ok else check.hint)
         out_console.print(table)
     if not report.ok:
         raise typer.Exit(1)

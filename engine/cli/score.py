@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.table import Table
@@ -17,21 +18,24 @@ from engine.cli.common import (
     out_console,
 )
 
+if TYPE_CHECKING:
+    from engine.results import PairScores, ScoreGroups, ScoreResult
+
 Backend = Literal["auto", "fan", "dlib", "mediapipe"]
 Direction = Literal["a-to-b", "b-to-a"]
 
-# (group, key, label, format) for each row of the table.
+# (figure, label, format) for each row of the table; the figure as an attribute path.
 _ROWS = [
-    ("identity", "retrieval", "identity: closer to target", "{:.0%}"),
-    ("identity", "dist_target", "identity: distance to target", "{:.3f}"),
-    ("identity", "dist_source", "identity: distance to source", "{:.3f}"),
-    ("expression", "nme", "landmark error (NME)", "{:.4f}"),
-    ("expression", "yaw", "yaw change (deg)", "{:.2f}"),
-    ("expression", "pitch", "pitch change (deg)", "{:.2f}"),
-    ("expression", "roll", "roll change (deg)", "{:.2f}"),
-    ("stability", "original", "jitter original (NME)", "{:.4f}"),
-    ("stability", "swapped", "jitter swapped (NME)", "{:.4f}"),
-    ("stability", "ratio", "jitter ratio swapped/original", "{:.2f}"),
+    ("identity.retrieval", "identity: closer to target", "{:.0%}"),
+    ("identity.dist_target", "identity: distance to target", "{:.3f}"),
+    ("identity.dist_source", "identity: distance to source", "{:.3f}"),
+    ("expression.nme", "landmark error (NME)", "{:.4f}"),
+    ("expression.yaw", "yaw change (deg)", "{:.2f}"),
+    ("expression.pitch", "pitch change (deg)", "{:.2f}"),
+    ("expression.roll", "roll change (deg)", "{:.2f}"),
+    ("stability.original", "jitter original (NME)", "{:.4f}"),
+    ("stability.swapped", "jitter swapped (NME)", "{:.4f}"),
+    ("stability.ratio", "jitter ratio swapped/original", "{:.2f}"),
 ]
 
 
@@ -39,21 +43,23 @@ def _cell(value: float | None, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def _table(result: dict[str, Any]) -> Table:
-    videos = result["videos"]
-    columns = [(Path(v["swapped"]).name, v) for v in videos]
+def _table(result: ScoreResult) -> Table:
+    videos = result.videos
+    columns: list[tuple[str, PairScores | ScoreGroups]] = [
+        (Path(v.swapped).name, v) for v in videos
+    ]
     if len(videos) > 1:
-        columns.append(("average", result["average"]))
+        columns.append(("average", result.average))
     table = Table(
         "",
         *(name for name, _ in columns),
-        title=f"model {result['model']} (step {result['step']}), "
-        f"{result['source']} → {result['target']}",
+        title=f"model {result.model} (step {result.step}), {result.source} → {result.target}",
     )
     for key in ("frames", "faces", "skipped"):
-        table.add_row(key, *(str(v[key]) for v in videos), *([""] if len(videos) > 1 else []))
-    for group, key, label, fmt in _ROWS:
-        table.add_row(label, *(_cell(data[group][key], fmt) for _, data in columns))
+        counts = (str(getattr(v, key)) for v in videos)
+        table.add_row(key, *counts, *([""] if len(videos) > 1 else []))
+    for figure, label, fmt in _ROWS:
+        table.add_row(label, *(_cell(attrgetter(figure)(data), fmt) for _, data in columns))
     return table
 
 
@@ -95,8 +101,8 @@ def score_command(
     if as_json:
         return
     out_console.print(_table(result))
-    rec = result["reconstruction"]
+    rec = result.reconstruction
     out_console.print(
-        f"reconstruction SSIM on held-out faces: A→A {rec['ssim_a']:.3f} ({rec['faces_a']} faces), "
-        f"B→B {rec['ssim_b']:.3f} ({rec['faces_b']} faces)"
+        f"reconstruction SSIM on held-out faces: A→A {rec.ssim_a:.3f} ({rec.faces_a} faces), "
+        f"B→B {rec.ssim_b:.3f} ({rec.faces_b} faces)"
     )

@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from engine.cli.common import guarded, out_console, print_json
 
+if TYPE_CHECKING:
+    from engine.results import VerifyResult
+
 DEFAULT_MAX_FRAMES = 100  # engine.provenance.DEFAULT_MAX_FRAMES; not imported so --help stays fast
 
 
-def _summary(result: dict[str, Any]) -> str:
-    verdict = "marked" if result["marked"] else "not marked"
-    if result["kind"] == "image":
-        found = "watermark found" if result["frames_marked"] else "no watermark"
+def _summary(result: VerifyResult) -> str:
+    verdict = "marked" if result.marked else "not marked"
+    if result.kind == "image":
+        found = "watermark found" if result.frames_marked else "no watermark"
     else:
         found = (
-            f"watermark found in {result['frames_marked']} of {result['frames_checked']} "
-            f"frames checked ({result['fraction']:.0%})"
+            f"watermark found in {result.frames_marked} of {result.frames_checked} "
+            f"frames checked ({result.fraction:.0%})"
         )
-    label = "present" if result["metadata"] else "absent"
-    return f"{result['path']}: {verdict} as AI-generated: {found}, metadata label {label}"
+    label = "present" if result.metadata else "absent"
+    return f"{result.path}: {verdict} as AI-generated: {found}, metadata label {label}"
 
 
 @guarded
@@ -46,8 +49,8 @@ def verify_command(
 
     result = verify(file, max_frames)
     if as_json:
-        print_json(result)
+        print_json(result.model_dump(mode="json"))
     else:
         out_console.print(_summary(result), markup=False, highlight=False, soft_wrap=True)
-    if not result["marked"]:
+    if not result.marked:
         raise typer.Exit(1)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 from pathlib import Path
-from typing import Any
 
 import av
 import cv2
@@ -24,6 +23,7 @@ from engine.events import CancelToken, Finished, Progress, Sink, Started
 from engine.faces.finder import FaceFinder
 from engine.media.images import read_image
 from engine.media.video import upright_rgb
+from engine.results import ConvertPreviewResult
 from engine.workspace import atomic_write_bytes
 
 _ROW_WIDTH = 960  # before + after side by side, scaled to this width
@@ -81,7 +81,7 @@ def render_preview(
     kind: str,
     cancel: CancelToken,
     manifest: ManifestFaces | None = None,
-) -> dict[str, Any]:
+) -> ConvertPreviewResult:
     from engine.provenance import encode_image, mark_frame
 
     count = config.preview_frames
@@ -121,12 +121,11 @@ def render_preview(
         sink(Progress(stage="convert", done=done, total=len(frames), unit="frames"))
     sheet = mark_frame(np.concatenate(rows, axis=0))
     atomic_write_bytes(config.output, encode_image(sheet, ".png"))
-    result = {
-        "frames": len(frames),
-        "faces_swapped": swapper.tally.faces_swapped,
-        "frames_without_face": swapper.tally.frames_without_face,
-        "output": str(config.output),
-        "preview": True,
-    }
-    sink(Finished(stage="convert", result=result))
+    result = ConvertPreviewResult(
+        frames=len(frames),
+        faces_swapped=swapper.tally.faces_swapped,
+        frames_without_face=swapper.tally.frames_without_face,
+        output=str(config.output),
+    )
+    sink(Finished(stage="convert", result=result.model_dump(mode="json")))
     return result

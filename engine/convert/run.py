@@ -41,13 +41,13 @@ from engine.errors import (
 from engine.events import CancelToken, Finished, Info, Progress, Sink, Started, Warning, null_sink
 from engine.faces.finder import FaceFinder
 from engine.faces.identity import Embedder, reference_embeddings
-from engine.faceset import Faceset
 from engine.media.images import IMAGE_EXTS, is_image_path, read_image
 from engine.media.paths import check_path, printable
 from engine.media.prefetch import prefetch
 from engine.media.shots import ShotCuts
 from engine.media.video import is_video_path
-from engine.train.inference import TrainedModel, faceset_coverage, load_trained
+from engine.results import ConvertPreviewResult, ConvertResult
+from engine.train.inference import TrainedModel, load_trained
 from engine.workspace import Workspace, atomic_path, atomic_write_bytes
 
 _PROGRESS_EVERY_S = 0.25
@@ -121,11 +121,9 @@ def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool)
     source_side, identity = ("a", "b") if config.direction == "a-to-b" else ("b", "a")
     # The side being replaced: a-to-b puts B's face where A's was, so A's faceset.
     source = model.settings.faceset_a if source_side == "a" else model.settings.faceset_b
-    coverage = faceset_coverage(workspace, source)
-    crop_size = model.size
-    if (workspace.faceset_dir(source) / "faceset.sqlite").exists():
-        with Faceset.open(workspace.faceset_dir(source)) as faceset:
-            crop_size = faceset.size or model.size
+    # Cut faces as the model's training faces were cut (model.toml keeps how).
+    geometry = model.geometry(source_side)
+    coverage, crop_size = geometry.coverage, geometry.crop_size
     mask = config.mask
     if mask == "auto":
         mask = "learned" if model.learns_mask else "hull"
@@ -259,7 +257,7 @@ def _found_faces(
 
 def _convert_video(
     config: ConvertConfig, workspace: Workspace, sink: Sink, cancel: CancelToken
-) -> dict[str, Any]:
+) -> ConvertResult:
     video = open_input(config.input, config.start, config.end)
     manifest = None
     if config.faceset is not None:  # checked before the model loads: a typo fails at once
@@ -356,7 +354,7 @@ def _finish(
     started: float,
     undecodable: int,
     audio: int | None = None,
-) -> dict[str, Any]:
+) -> ConvertResult:
     tally = swapper.tally
     seconds = time.monotonic() - started
     if undecodable:
@@ -380,19 +378,18 @@ def _finish(
                 else "check that INPUT shows faces the face finder can see"
             ),
         )
-    result: dict[str, Any] = {
-        "frames": tally.frames,
-        "faces_swapped": tally.faces_swapped,
-        "faces_not_chosen": tally.faces_kept,
-        "frames_without_face": tally.frames_without_face,
-        "undecodable_frames": undecodable,
-        "output": printable(config.output),
-        "seconds": round(seconds, 3),
-        "frames_per_s": round(tally.frames / seconds, 3) if seconds > 0 else 0.0,
-    }
-    if audio is not None:
-        result["audio_streams"] = audio
-    sink(Finished(stage="convert", result=result))
+    result = ConvertResult(
+        frames=tally.frames,
+        faces_swapped=tally.faces_swapped,
+        faces_not_chosen=tally.faces_kept,
+        frames_without_face=tally.frames_without_face,
+        undecodable_frames=undecodable,
+        output=printable(config.output),
+        seconds=round(seconds, 3),
+        frames_per_s=round(tally.frames / seconds, 3) if seconds > 0 else 0.0,
+        audio_streams=audio,  # left out of the JSON when converting images
+    )
+    sink(Finished(stage="convert", result=result.model_dump(mode="json")))
     return result
 
 
@@ -426,7 +423,7 @@ def _swap_image(setup: _Setup, image: np.ndarray) -> np.ndarray:
 
 def _convert_images(
     config: ConvertConfig, workspace: Workspace, sink: Sink, cancel: CancelToken, kind: str
-) -> dict[str, Any]:
+) -> ConvertResult:
     from engine.provenance import encode_image, mark_frame
 
     if config.faceset is not None:
@@ -530,8 +527,12 @@ def convert(
     workspace: Workspace,
     sink: Sink = null_sink,
     cancel: CancelToken | None = None,
-) -> dict[str, Any]:
-    """Swap the faces in config.input into config.output; returns the Finished result."""
+) -> ConvertResult | ConvertPreviewResult:
+    """Swap the faces in config.input into config.output; returns the Finished result.
+
+    With `config.preview_frames`, only renders that many before/after frames into one
+    image and returns a ConvertPreviewResult.
+    """
     cancel = cancel or CancelToken()
     kind = _input_kind(config.input)
     if kind == "video" and not is_video_path(config.input):

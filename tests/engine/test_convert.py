@@ -94,9 +94,9 @@ def test_output_is_marked_and_survives_reencode(
 ) -> None:
     from engine.provenance import verify
 
-    assert verify(converted[0])["marked"]
-    assert verify(reencode(converted[0], tmp_path / "crf23.mp4", crf=23))["marked"]
-    assert not verify(short_input)["marked"]
+    assert verify(converted[0]).marked
+    assert verify(reencode(converted[0], tmp_path / "crf23.mp4", crf=23)).marked
+    assert not verify(short_input).marked
 
 
 def test_reference_swaps_only_that_person(
@@ -201,7 +201,7 @@ def test_image_folder_and_preview(
     assert events[-1].result["faces_swapped"] == 3
     for photo in out.iterdir():
         assert read_image(photo).shape == read_image(src / photo.name).shape
-        assert verify(photo)["marked"]
+        assert verify(photo).marked
     sheet = tmp_path / "tune.png"
     events = run(sample_workspace, tiny_model, SAMPLE_CLIP, sheet, preview_frames=3)
     assert events[-1].result["frames"] == 3

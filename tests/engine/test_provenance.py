@@ -152,8 +152,8 @@ def test_png_carries_text_chunks_and_the_mark(tmp_path: Path):
     path = tmp_path / "out.png"
     path.write_bytes(data)
     result = provenance.verify(path)
-    assert result["kind"] == "image" and result["marked"] and result["metadata"]
-    assert result["fraction"] == 1.0 and result["frames_checked"] == 1
+    assert result.kind == "image" and result.marked and result.metadata
+    assert result.fraction == 1.0 and result.frames_checked == 1
 
 
 def test_jpeg_carries_comment_exif_and_the_mark(tmp_path: Path):
@@ -166,7 +166,7 @@ def test_jpeg_carries_comment_exif_and_the_mark(tmp_path: Path):
     path = tmp_path / "out.jpg"
     path.write_bytes(data)
     result = provenance.verify(path)
-    assert result["marked"] and result["metadata"]
+    assert result.marked and result.metadata
 
 
 @pytest.mark.parametrize("suffix", [".webp", ".tif"])
@@ -174,7 +174,7 @@ def test_webp_and_tiff_are_labelled_and_marked(tmp_path: Path, suffix: str):
     path = tmp_path / f"out{suffix}"
     path.write_bytes(provenance.encode_image(provenance.mark_frame(read_image(PHOTOS[4])), suffix))
     result = provenance.verify(path)
-    assert result["marked"] and result["metadata"]
+    assert result.marked and result.metadata
 
 
 def test_bmp_is_refused_with_a_hint():
@@ -185,7 +185,7 @@ def test_bmp_is_refused_with_a_hint():
 
 def test_a_sample_photo_verifies_unmarked():
     result = provenance.verify(PHOTOS[0])
-    assert not result["marked"] and not result["metadata"] and result["fraction"] == 0.0
+    assert not result.marked and not result.metadata and result.fraction == 0.0
 
 
 # ---- video ------------------------------------------------------------------------------
@@ -193,8 +193,8 @@ def test_a_sample_photo_verifies_unmarked():
 
 def test_marked_video_verifies_marked_with_its_tags(marked_video: Path):
     result = provenance.verify(marked_video)
-    assert result["kind"] == "video" and result["marked"] and result["metadata"]
-    assert result["frames_checked"] == 30 and result["fraction"] >= 0.9
+    assert result.kind == "video" and result.marked and result.metadata
+    assert result.frames_checked == 30 and result.fraction >= 0.9
 
 
 def test_tags_survive_writing_an_mp4(marked_video: Path):
@@ -207,21 +207,21 @@ def test_mark_survives_reencoding_at_crf_23(marked_video: Path, tmp_path: Path):
     copy = tmp_path / "reencoded.mp4"
     reencode(marked_video, copy, crf=23)
     result = provenance.verify(copy)
-    assert result["marked"] and result["fraction"] >= 0.9
-    assert not result["metadata"]  # the re-encode dropped the tags; the pixels still tell
+    assert result.marked and result.fraction >= 0.9
+    assert not result.metadata  # the re-encode dropped the tags; the pixels still tell
 
 
 def test_original_clip_verifies_unmarked():
     result = provenance.verify(CLIP)
-    assert not result["marked"] and not result["metadata"]
+    assert not result.marked and not result.metadata
     # The clip's 180 frames, every second one: 90 (the default limit is 100).
-    assert result["fraction"] <= 0.02 and result["frames_checked"] == 90
+    assert result.fraction <= 0.02 and result.frames_checked == 90
 
 
 def test_long_video_checks_evenly_spaced_frames(marked_video: Path):
     result = provenance.verify(marked_video, max_frames=10)
-    assert result["frames_checked"] == 10 and result["marked"]  # frames 0, 3, ... 27
-    assert provenance.verify(marked_video, max_frames=7)["frames_checked"] <= 7
+    assert result.frames_checked == 10 and result.marked  # frames 0, 3, ... 27
+    assert provenance.verify(marked_video, max_frames=7).frames_checked <= 7
 
 
 # ---- bad input --------------------------------------------------------------------------

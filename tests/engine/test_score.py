@@ -95,7 +95,7 @@ def scored(sample_workspace, tiny_model, clips) -> tuple[dict, list]:
     events: list = []
     pairs = [(clips["clip"], clips["clip"]), (clips["clip"], clips["pasted"])]
     result = score(sample_workspace, tiny_model, pairs, backend="dlib", sink=events.append)
-    return result, events
+    return result.model_dump(mode="json"), events  # as --json and the Finished event carry it
 
 
 def numbers(tree: object) -> list[object]:
@@ -188,7 +188,7 @@ def test_no_faces_gives_nulls_and_a_warning(sample_workspace, tiny_model, tmp_pa
     events: list = []
     result = score(
         sample_workspace, tiny_model, [(blank, blank)], backend="dlib", sink=events.append
-    )
+    ).model_dump(mode="json")
     video = result["videos"][0]
     assert video["frames"] == 2 and video["faces"] == 0
     assert all(x is None for x in numbers({k: video[k] for k in ("identity", "expression")}))
@@ -201,11 +201,11 @@ def test_image_folder_b_to_a(sample_workspace, tiny_model, tmp_path):
     """Frames as images: faces are measured (no tracks, so no jitter); b-to-a targets a."""
     folder = image_folder(tmp_path / "frames", sample_frames(3))
     result = score(sample_workspace, tiny_model, [(folder, folder)], "b-to-a", "dlib")
-    video = result["videos"][0]
-    assert (result["source"], result["target"]) == ("b", "a")
-    assert video["faces"] == 3 and video["expression"]["nme"] == 0.0
-    assert video["identity"]["retrieval"] == 1.0  # person a, now the target
-    assert video["stability"]["ratio"] is None
+    video = result.videos[0]
+    assert (result.source, result.target) == ("b", "a")
+    assert video.faces == 3 and video.expression.nme == 0.0
+    assert video.identity.retrieval == 1.0  # person a, now the target
+    assert video.stability.ratio is None
 
 
 def test_cancel_stops_with_cancelled_error(sample_workspace, tiny_model, clips):

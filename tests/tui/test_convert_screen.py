@@ -45,7 +45,7 @@ def test_convert_a_clip_then_verify_and_score_it(ws_copy: Path, tmp_path: Path, 
 
     ui.drive(SwapdeckApp(ws_copy), steps)
     assert output.is_file()
-    assert verify(output)["marked"]
+    assert verify(output).marked
 
 
 def test_preview_renders_before_after_frames_and_shows_them(

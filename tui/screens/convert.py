@@ -15,6 +15,7 @@ from textual.worker import Worker
 from textual_image.widget import Image
 
 from engine.events import CancelToken
+from engine.results import ScoreResult
 from tui.messages import EngineEvent, TaskDone, poster, worker_ended
 from tui.widgets.path_field import PathField
 
@@ -46,13 +47,13 @@ def _figure(value: float | None, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def score_line(result: dict[str, Any]) -> str:
+def score_line(result: ScoreResult) -> str:
     """Identity retrieval, landmark error and jitter ratio of the first scored pair."""
-    video = result["videos"][0]
+    video = result.videos[0]
     return (
-        f"score: identity retrieval {_figure(video['identity']['retrieval'], '{:.0%}')}  "
-        f"nme {_figure(video['expression']['nme'], '{:.4f}')}  "
-        f"stability ratio {_figure(video['stability']['ratio'], '{:.2f}')}"
+        f"score: identity retrieval {_figure(video.identity.retrieval, '{:.0%}')}  "
+        f"nme {_figure(video.expression.nme, '{:.4f}')}  "
+        f"stability ratio {_figure(video.stability.ratio, '{:.2f}')}"
     )
 
 
@@ -206,7 +207,7 @@ class ConvertScreen(Screen):
             self.post_message(TaskDone("preview", result))
             return
         self.post_message(TaskDone("convert", result))
-        self._check(config, Path(result["output"]), ws, cancel)
+        self._check(config, Path(result.output), ws, cancel)
 
     def _check(self, config: Any, output: Path, ws: Any, cancel: CancelToken) -> None:
         """verify the marks, then score the swap (the slow part: it finds every face again)."""
@@ -248,19 +249,19 @@ class ConvertScreen(Screen):
         if message.task == "preview":
             from PIL import Image as PILImage
 
-            with PILImage.open(result["output"]) as picture:
+            with PILImage.open(result.output) as picture:
                 self.query_one("#convert-preview", Image).image = picture.copy()
-            status.update(f"preview: {result['output']}")
+            status.update(f"preview: {result.output}")
             return
         if message.task == "convert":
             self.lines["convert"] = (
-                f"output: {result['output']} ({result['frames']} frames, "
-                f"{result['faces_swapped']} faces swapped)"
+                f"output: {result.output} ({result.frames} frames, "
+                f"{result.faces_swapped} faces swapped)"
             )
             status.update("checking the watermark and scoring…")
         elif message.task == "verify":
-            marked = "true" if result["marked"] else "false"
-            self.lines["verify"] = f"verify: marked={marked} ({result['fraction']:.0%} of frames)"
+            marked = "true" if result.marked else "false"
+            self.lines["verify"] = f"verify: marked={marked} ({result.fraction:.0%} of frames)"
         elif message.task == "score":
             self.lines["score"] = score_line(result)
             status.update("done")
