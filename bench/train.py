@@ -5,10 +5,10 @@
 Per preset it times two steps of the same network, built from the same seed, on the
 same synthetic faces and batch, in one run:
 
-- full: the real training step of engine.train.loop (device augmentation, shared
-  encoder over A and B, the full masked SSIM + pixel + eye/mouth (+ mask) loss,
-  backward, clipping, Adam), in the precision the trainer picks here (bf16 on CPUs
-  with bf16 instructions, else fp32);
+- full: the real training step the trainer runs, the autoencoder family's
+  (device augmentation, shared encoder over A and B, the full masked SSIM +
+  pixel + eye/mouth (+ mask) loss, backward, clipping, Adam), in the precision
+  the trainer picks here (bf16 on CPUs with bf16 instructions, else fp32);
 - plain: fp32, no augmentation, an L1 loss only, the same Adam, backward, step.
 
 It prints both in examples/s and full/plain (the full step's examples/s over the
@@ -44,11 +44,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.train.allocator import keep_freed_memory  # noqa: E402
-from engine.train.augment import Augmenter, AugmentSpec  # noqa: E402
+from engine.train.data import FaceData  # noqa: E402
+from engine.train.families.autoencoder import FAMILY  # noqa: E402
+from engine.train.families.autoencoder.family import AutoencoderFamily  # noqa: E402
+from engine.train.family import StepContext  # noqa: E402
 from engine.train.loop import _precision, make_optimizer  # noqa: E402
-from engine.train.losses import LossSpec, SwapLoss  # noqa: E402
 from engine.train.models import build_model  # noqa: E402
 from engine.train.models.base import ArchSpec  # noqa: E402
+from engine.train.registry import settings_model  # noqa: E402
+from engine.workspace import Workspace  # noqa: E402
 
 POOL = 64  # synthetic faces each step draws its batches from
 WARMUP = 2  # untimed steps of each kind first (oneDNN primitives, allocator)
@@ -65,33 +69,36 @@ class TimedStep(Protocol):
 
 
 class TrainerStep:
-    """One training step exactly as the trainer runs it, on synthetic uint8 faces."""
+    """One training step exactly as the trainer runs it: the autoencoder family's own
+    step (the one engine.train.loop calls), on synthetic uint8 faces."""
 
     def __init__(self, arch: ArchSpec, batch: int, dtype: torch.dtype | None) -> None:
+        values = {**FAMILY.defaults(arch.preset), **arch.to_dict()}
+        values.update(faceset_a="a", faceset_b="b", batch_size=batch, lr=5e-5)
+        settings = settings_model(FAMILY.name)(**values)
+        self.family = AutoencoderFamily(settings, Workspace(Path(tempfile.gettempdir())))
+        s = arch.size
+        faces = torch.randint(0, 256, (POOL, 3, s, s), dtype=torch.uint8)
+        masks = torch.randint(0, 256, (POOL, 2, s, s), dtype=torch.uint8)
+        data = FaceData("synthetic", faces, masks, faces[:4], masks[:4])
+        self.family.data_a = self.family.data_b = data
         torch.manual_seed(0)
-        self.model = build_model(arch)
-        self.opt = make_optimizer(self.model, 5e-5)
-        self.aug = Augmenter(AugmentSpec(), arch.size)
-        self.loss = SwapLoss(LossSpec())
-        self.gen = torch.Generator().manual_seed(0)
-        self.batch, self.dtype, s = batch, dtype, arch.size
-        self.faces = torch.randint(0, 256, (POOL, 3, s, s), dtype=torch.uint8)
-        self.masks = torch.randint(0, 256, (POOL, 2, s, s), dtype=torch.uint8)
-
-    def _side(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx = torch.randint(POOL, (self.batch,), generator=self.gen)
-        return self.aug(self.faces[idx], self.masks[idx], self.gen)
+        self.model = self.family.build()
+        self.family.attach(self.model, self.family.optimizers(self.model))
+        self.batch = batch
+        self.ctx = StepContext(
+            step=0,
+            device=torch.device("cpu"),
+            dtype=dtype,
+            generator=torch.Generator().manual_seed(0),
+            forward=self.family.forward_module(self.model),
+            scaler=torch.amp.GradScaler("cpu", enabled=False),
+            grad_clip=1.0,
+        )
 
     def __call__(self) -> None:
-        in_a, tgt_a, m_a = self._side()
-        in_b, tgt_b, m_b = self._side()
-        with torch.autocast("cpu", dtype=self.dtype or torch.float32, enabled=bool(self.dtype)):
-            ya, ma, yb, mb = self.model.forward_pair(in_a, in_b)
-            total = self.loss(ya, tgt_a, m_a, ma)[0] + self.loss(yb, tgt_b, m_b, mb)[0]
-        self.opt.zero_grad(set_to_none=True)
-        total.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
-        self.opt.step()
+        self.family.train_step(self.ctx)
+        self.ctx.scaler.update()
 
 
 class PlainStep:

@@ -58,6 +58,8 @@ class Preset:
     values: dict[str, Any] = field(default_factory=dict)
     # Per option, the values this preset accepts (e.g. the sizes it is built for).
     allowed: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    # Options of `allowed` that the wizard's Train form offers a choice of.
+    choose: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,16 @@ from engine.events import CancelToken, Failed, Finished, Info, Metrics, Preview,
 from engine.events import Warning as EngineWarning
 from engine.jobs import Job
 from engine.model_index import read_metrics
+from engine.train import registry
 from engine.workspace import Workspace, check_name
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart, Point
 from tui.widgets.preview_image import PreviewImage
 from tui.widgets.train_stats import StatsView, TrainStats
 
-PRESETS = ("tiny", "original", "hd")
-HD_SIZES = (128, 160, 192, 224, 256)
-LAYOUTS = ("df", "liae")
+# The presets and what each lets one choose come from the families' declarations.
+PRESETS = tuple(preset.name for _, preset in registry.presets())
+CHOICES = ("size", "layout")  # the form's rows for a preset's `choose`
 ARCH_FIELDS = ("#preset", "#faceset-a", "#faceset-b", "#batch", "#size", "#layout")
 
 
@@ -179,7 +180,7 @@ class TrainScreen(Screen):
                     "preset",
                     Select(
                         [(p, p) for p in PRESETS],
-                        value="tiny",
+                        value=registry.default_preset(),
                         allow_blank=False,
                         compact=True,
                         id="preset",
@@ -211,8 +212,8 @@ class TrainScreen(Screen):
                 yield self._row(
                     "size",
                     Select(
-                        [(str(s), s) for s in HD_SIZES],
-                        value=128,
+                        [(str(s), s) for s in self._allowed("size")],
+                        value=self._allowed("size")[0],
                         allow_blank=False,
                         compact=True,
                         id="size",
@@ -222,8 +223,8 @@ class TrainScreen(Screen):
                 yield self._row(
                     "layout",
                     Select(
-                        [(v, v) for v in LAYOUTS],
-                        value="df",
+                        [(v, v) for v in self._allowed("layout")],
+                        value=self._allowed("layout")[0],
                         allow_blank=False,
                         compact=True,
                         id="layout",
@@ -240,6 +241,15 @@ class TrainScreen(Screen):
                     yield TrainStats(id="stats")
                     yield PreviewImage(id="preview")
         yield Footer()
+
+    @staticmethod
+    def _allowed(option: str) -> tuple[Any, ...]:
+        """The values any preset offers for `option`, in order (the form's initial choices)."""
+        seen: dict[Any, None] = {}
+        for _, preset in registry.presets():
+            if option in preset.choose:
+                seen.update(dict.fromkeys(preset.allowed[option]))
+        return tuple(seen) or ("",)
 
     @staticmethod
     def _row(label: str, control: Input | Select, classes: str = "") -> Horizontal:
@@ -436,7 +446,29 @@ class TrainScreen(Screen):
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
-        self.set_class(event.value == "hd", "-hd")
+        """Offer the choices the preset declares, with the values it accepts."""
+        try:
+            info = registry.family_of_preset(str(event.value))
+        except SwapdeckError:
+            return
+        preset = info.preset(str(event.value))
+        defaults = info.defaults(preset.name)
+        for option in CHOICES:
+            if option not in preset.choose:
+                continue
+            select = self.query_one(f"#{option}", Select)
+            allowed = preset.allowed[option]
+            keep = select.value if select.value in allowed else defaults[option]
+            select.set_options([(str(v), v) for v in allowed])
+            select.value = keep
+        self.set_class(bool(preset.choose), "-hd")
+
+    @staticmethod
+    def _chosen(preset: str) -> tuple[str, ...]:
+        try:
+            return registry.family_of_preset(preset).preset(preset).choose
+        except SwapdeckError:
+            return ()
 
     @on(Input.Submitted)
     def _next_field(self) -> None:
@@ -557,8 +589,10 @@ class TrainScreen(Screen):
                 faceset_a=face_a,
                 faceset_b=face_b,
                 batch_size=int(batch) if batch else None,
-                size=self.query_one("#size", Select).value if preset == "hd" else None,
-                layout=self.query_one("#layout", Select).value if preset == "hd" else None,
+                **{
+                    option: self.query_one(f"#{option}", Select).value
+                    for option in self._chosen(str(preset))
+                },
             )
         self.starting = True
         self._status(f"starting {model}…")

@@ -64,6 +64,7 @@ FAMILY = FamilyInfo(
                 "lr": 5e-5,
             },
             allowed={"size": _sizes(128, 256, 32), "layout": ("df", "liae")},
+            choose=("size", "layout"),
         ),
     ),
     options=(
