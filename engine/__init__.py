@@ -29,6 +29,9 @@ _API = {
     "verify": "engine.provenance",
     "run_demo": "engine.demo",
     "start_train": "engine.jobs",
+    "start_job": "engine.jobs",
+    "register_kind": "engine.jobs",
+    "register_family": "engine.train.registry",
     "list_jobs": "engine.jobs",
     "get_job": "engine.jobs",
     "active_job": "engine.jobs",
@@ -41,7 +44,11 @@ _API = {
 __all__ = sorted(_API)
 
 
+# Names the API gives a clearer name than their module does.
+_RENAMED = {"register_family": "register"}
+
+
 def __getattr__(name: str) -> Any:
     if name in _API:
-        return getattr(import_module(_API[name]), name)
+        return getattr(import_module(_API[name]), _RENAMED.get(name, name))
     raise AttributeError(f"module 'engine' has no attribute {name!r}")

@@ -372,12 +372,22 @@ def _child_env(kind: JobKind) -> dict[str, str]:
     return env
 
 
+# Options `swapdeck train` has flags for; the others are given as --set KEY=VALUE.
+_TRAIN_FLAGS = frozenset(
+    {"faceset_a", "faceset_b", "preset", "size", "layout", "batch_size", "lr", "loss", "seed"}
+)
+
+
 def _train_command(workspace: Workspace, model: str, requested: dict[str, Any], run: RunSettings):
     """The `swapdeck train` line that does the same, for people reading `jobs list`."""
     line = ["swapdeck", "train", "-w", str(workspace.root), "-m", model]
     for key, value in requested.items():
-        if value is not None:
+        if value is None:
+            continue
+        if key in _TRAIN_FLAGS:
             line += [f"--{key.replace('_', '-')}", str(value)]
+        else:  # a family option without a flag of its own
+            line += ["--set", f"{key}={value}"]
     defaults = RunSettings()
     for key, value in run.model_dump().items():
         if value != getattr(defaults, key):
@@ -415,7 +425,10 @@ def _run_train(
     from engine.train.loop import train
 
     run = RunSettings(**spec["run"])
-    return train(workspace, model, spec["requested"], run, sink, cancel, save_request=save_request)
+    result = train(
+        workspace, model, spec["requested"], run, sink, cancel, save_request=save_request
+    )
+    return result.model_dump(mode="json", exclude_unset=True)
 
 
 register_kind(

@@ -86,8 +86,9 @@ class TrainResult(_Frozen):
 
     model: str
     steps: int
-    loss_a: float | None
-    loss_b: float | None
+    # The autoencoder's; another family's losses are its own `loss_*` fields instead.
+    loss_a: float | None = None
+    loss_b: float | None = None
     examples_per_s: float
     examples_per_s_steady: float
     checkpoint: str
@@ -107,7 +108,7 @@ class TrainResult(_Frozen):
         """Every loss by its name without `loss_` ("a", "b", and a family's own)."""
         return {
             key.removeprefix("loss_"): value
-            for key, value in self.model_dump().items()
+            for key, value in self.model_dump(exclude_unset=True).items()
             if key.startswith("loss_")
         }
 
@@ -145,7 +146,7 @@ class ScoreGroups(_Frozen):
 
 
 class PairScores(_Frozen):
-    """One ORIGINAL / SWAPPED pair."""
+    """One ORIGINAL / SWAPPED pair (not a ScoreGroups subclass: the JSON puts the counts first)."""
 
     original: str
     swapped: str

@@ -167,19 +167,19 @@ def train_command(
     finally:
         reporter.close()
     if not as_json and is_main:
-        how = "stopped" if result["stopped"] else "finished"
+        how = "stopped" if result.stopped else "finished"
         losses = ", ".join(
-            f"loss {key[5:].upper() if len(key) == 6 else key[5:]} {value:.4f}"
-            for key, value in result.items()
-            if key.startswith("loss_")
+            f"loss {name.upper() if len(name) == 1 else name} "
+            + ("—" if value is None else f"{value:.4f}")
+            for name, value in result.losses.items()
         )
         out_console.print(
-            f"{how} at step [bold]{result['steps']}[/]: {losses}, "
-            f"{result['examples_per_s']:.1f} examples/s "
-            f"over the run ({result['examples_per_s_steady']:.1f} once warmed up)"
+            f"{how} at step [bold]{result.steps}[/]: {losses}, "
+            f"{result.examples_per_s:.1f} examples/s "
+            f"over the run ({result.examples_per_s_steady:.1f} once warmed up)"
         )
-        out_console.print(f"checkpoint: {result['checkpoint']}")
-        out_console.print(f"preview: {result['preview']}")
+        out_console.print(f"checkpoint: {result.checkpoint}")
+        out_console.print(f"preview: {result.preview}")
 
 
 def _start_job(workspace: Path, model: str, requested: dict, run: object, as_json: bool) -> None:

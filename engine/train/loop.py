@@ -34,6 +34,7 @@ from engine.events import (
     null_sink,
 )
 from engine.locks import model_lock
+from engine.results import TrainResult
 from engine.train import dist
 from engine.train.allocator import keep_freed_memory
 from engine.train.checkpoint import keep_snapshot, load_checkpoint, save_checkpoint
@@ -297,7 +298,7 @@ class Trainer:
 
     # ---- the run ---------------------------------------------------------------------
 
-    def fit(self) -> dict[str, Any]:
+    def fit(self) -> TrainResult:
         self.board = None
         with contextlib.ExitStack() as stack:
             if self.info.is_main:
@@ -313,7 +314,7 @@ class Trainer:
                     self.board.close()
                 dist.stop(self.info)
 
-    def _fit(self) -> dict[str, Any]:
+    def _fit(self) -> TrainResult:
         run, s = self.run, self.settings
         self._set_lr()
         params = sum(p.numel() for p in self.model.parameters())
@@ -406,22 +407,25 @@ class Trainer:
         seconds = time.monotonic() - started
         if not steady_steps and first_window is not None:
             steady_steps, steady_seconds = first_window
-        result = {
-            "model": self.name,
-            "steps": self.step,
-            **{key: last[key] for key in headline},
-            "examples_per_s": round(
+        result = TrainResult(
+            model=self.name,
+            steps=self.step,
+            **{key: None if math.isnan(last[key]) else last[key] for key in headline},
+            examples_per_s=round(
                 per_step_examples * (self.step - start_step) / max(seconds, 1e-9), 2
             ),
-            "examples_per_s_steady": round(
+            examples_per_s_steady=round(
                 per_step_examples * steady_steps / max(steady_seconds, 1e-9), 2
             ),
-            "checkpoint": str(self.paths.checkpoint),
-            "preview": str(self.paths.previews / "latest.png"),
-            "stopped": stopped,
-            "seconds": round(seconds, 2),
-        }
-        self.sink(Finished(stage="train", result=result))
+            checkpoint=str(self.paths.checkpoint),
+            preview=str(self.paths.previews / "latest.png"),
+            stopped=stopped,
+            seconds=round(seconds, 2),
+        )
+        # Only the losses this family has (the autoencoder's loss_a and loss_b).
+        self.sink(
+            Finished(stage="train", result=result.model_dump(mode="json", exclude_unset=True))
+        )
         return result
 
     def _eta(self, per_step: float, started: float) -> float:
@@ -483,7 +487,7 @@ def train(
     cancel: CancelToken | None = None,
     step_hook: StepHook | None = None,
     save_request: threading.Event | None = None,
-) -> dict[str, Any]:
+) -> TrainResult:
     """Train (or go on training) model `name` in `workspace`.
 
     `requested` holds the model settings the user gave (None where not given):

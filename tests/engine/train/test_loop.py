@@ -42,7 +42,7 @@ def test_loss_falls_on_tiny(sample_workspace, tmp_path):
     metrics = [e for e in events if isinstance(e, Metrics)]
     first = metrics[0].losses["a"] + metrics[0].losses["b"]
     last = metrics[-1].losses["a"] + metrics[-1].losses["b"]
-    assert result["steps"] == 120
+    assert result.steps == 120
     assert last < 0.8 * first, (first, last)
     lines = (ws.model_dir("m") / "metrics.jsonl").read_text().splitlines()
     steps = [json.loads(line)["step"] for line in lines]
@@ -83,8 +83,8 @@ def test_nan_rolls_back_and_goes_on(sample_workspace, tmp_path):
     warnings = [e for e in events if isinstance(e, Warning)]
     assert poisoned == [12]
     assert len(warnings) == 1 and "rolled back to step 10" in warnings[0].message
-    assert result["steps"] == 20
-    assert math.isfinite(result["loss_a"]) and math.isfinite(result["loss_b"])
+    assert result.steps == 20
+    assert math.isfinite(result.loss_a) and math.isfinite(result.loss_b)
     for tensor in _weights(ws, "m").values():
         assert torch.isfinite(tensor).all()
 

@@ -9,6 +9,7 @@ import pytest
 
 from engine.config import RunSettings, build
 from engine.events import Finished, Metrics, Started
+from engine.results import TrainResult
 from engine.train.loop import train
 from engine.workspace import Workspace
 
@@ -29,20 +30,20 @@ def test_finished_rate_is_the_whole_runs(sample_workspace, tmp_path):
     train(ws, "m", NEW, run, events.append)
     (started,) = [e for e in events if isinstance(e, Started)]
     (finished,) = [e for e in events if isinstance(e, Finished)]
-    result = finished.result
+    result = TrainResult.model_validate(finished.result)  # the event's JSON, read typed
 
     detail = started.detail
     examples = (
-        2 * detail["batch_size"] * detail["world_size"] * (result["steps"] - detail["start_step"])
+        2 * detail["batch_size"] * detail["world_size"] * (result.steps - detail["start_step"])
     )
     # The run's seconds lie within what the events saw, from Started to Finished.
-    assert 0 < result["seconds"] <= finished.t - started.t + 0.01
-    assert result["examples_per_s"] == pytest.approx(examples / result["seconds"], rel=0.01)
+    assert 0 < result.seconds <= finished.t - started.t + 0.01
+    assert result.examples_per_s == pytest.approx(examples / result.seconds, rel=0.01)
     # ... so the rate is no lower than that whole stretch allows.
-    assert result["examples_per_s"] >= examples / (finished.t - started.t) * 0.99
+    assert result.examples_per_s >= examples / (finished.t - started.t) * 0.99
     # The logging windows' rate is given beside it, under its own name.
     windows = [e.examples_per_s for e in events if isinstance(e, Metrics)]
-    assert min(windows) * 0.99 <= result["examples_per_s_steady"] <= max(windows) * 1.01
+    assert min(windows) * 0.99 <= result.examples_per_s_steady <= max(windows) * 1.01
 
 
 def test_eta_follows_the_time_limit_when_it_ends_the_run_first(sample_workspace, tmp_path):
@@ -58,7 +59,7 @@ def test_eta_follows_the_time_limit_when_it_ends_the_run_first(sample_workspace,
         preview_every=10**9,
     )
     result = train(ws, "m", NEW, run, events.append)
-    assert result["stopped"]
+    assert result.stopped
     metrics = [e for e in events if isinstance(e, Metrics)]
     assert metrics
     first = metrics[0].t  # the loop's clock started before the first Metrics event

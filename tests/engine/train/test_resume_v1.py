@@ -35,11 +35,11 @@ def test_a_checkpoint_from_before_families_resumes_to_the_same_losses(
         precision="fp32",
     )
     result = train(ws, "old", {}, run)
-    assert result["steps"] == expected["resumed_to"]
+    assert result.steps == expected["resumed_to"]
     # The same four steps the old trainer took from this checkpoint (fp32; another CPU's
     # kernels may round differently in the last bits).
-    assert result["loss_a"] == pytest.approx(expected["loss_a"], rel=1e-4)
-    assert result["loss_b"] == pytest.approx(expected["loss_b"], rel=1e-4)
+    assert result.loss_a == pytest.approx(expected["loss_a"], rel=1e-4)
+    assert result.loss_b == pytest.approx(expected["loss_b"], rel=1e-4)
     # Resuming wrote down what the old model.toml lacked: its family and crop geometry.
     upgraded = read_toml(folder / "model.toml")
     assert upgraded["family"] == "autoencoder"
