@@ -15,10 +15,10 @@ back within `max_gap` frames at about the place it left, its landmarks are
 interpolated across the gap, so the swap does not blink off. (The tracker
 gives a face it lost and found again a new track: a new track may take over a
 chain missing since an earlier frame, never one in the frame just before.)
-While a face is
-missing, frames are held back until it returns or cannot any more, so memory
-stays bounded by `radius + max_gap` frames. Nothing is linked, filled or
-smoothed across a frame marked `cut` (the first frame of a new shot).
+While a face is missing, frames are held back until it returns or cannot any
+more, so memory stays bounded by `radius + max_gap` frames. Nothing is
+linked, filled or smoothed across a frame marked `cut` (the first frame of a
+new shot).
 """
 
 from __future__ import annotations
@@ -93,17 +93,19 @@ class Smoother:
         continued: set[int] = set()  # faces of `previous` whose chain goes on
         returned: set[int] = set()  # lost chains found again
         # A face whose track already has a chain keeps it: the tracker decided who is who.
-        tracked = set()
+        tracked: set[int] = set()
         for i, face in enumerate(faces):
-            chain = self._track_chain.get(face.track) if face.track is not None else None
+            if face.track is None or face.track not in self._track_chain:
+                continue
+            chain = self._track_chain[face.track]
             if chain in before_at and before_at[chain] not in continued:
                 continued.add(before_at[chain])
             elif chain in lost_at and lost_at[chain] not in returned:
                 returned.add(lost_at[chain])
                 self._fill(self._lost[lost_at[chain]], seq, face.landmarks)
-            else:
+            else:  # gone too long, or its track twice in this frame: linked below
                 continue
-            face.chain = chain  # type: ignore[assignment]
+            face.chain = chain
             tracked.add(i)
         # Faces with no track link by overlap to the frame before, as they always did.
         boxes = [box_from_landmarks(f.landmarks) for f in faces]
