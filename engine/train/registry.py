@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -22,8 +23,11 @@ from engine.config import StageConfig
 from engine.errors import BadInputError
 from engine.workspace import check_name
 
-# Packages whose FAMILY ships with swapdeck; more can be added with `register`.
+# Packages whose FAMILY ships with swapdeck; more can be added with `register`, or
+# named (comma-separated modules with a FAMILY) in this variable of the caller's
+# environment, so that detached jobs and torchrun workers know them too.
 BUILTIN = ("engine.train.families.autoencoder",)
+PLUGINS_ENV = "SWAPDECK_FAMILIES"
 
 OptionKind = Literal["int", "float", "str", "bool", "faceset"]
 _PYTHON_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
@@ -166,8 +170,15 @@ def _load_builtin() -> None:
     if _loaded:
         return
     _loaded = True
-    for module in BUILTIN:
-        register(importlib.import_module(module).FAMILY)
+    plugins = [m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(",") if m.strip()]
+    for module in (*BUILTIN, *plugins):
+        try:
+            register(importlib.import_module(module).FAMILY)
+        except (ImportError, AttributeError) as exc:
+            raise BadInputError(
+                f"cannot load model family module {module!r} ({exc})",
+                f"fix or unset {PLUGINS_ENV}",
+            ) from None
 
 
 def register(info: FamilyInfo, implementation: type | None = None) -> None:
