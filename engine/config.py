@@ -59,29 +59,7 @@ def _name_validator(what: str):
     return check
 
 
-class ModelSettings(StageConfig):
-    """What a model is, frozen into models/<name>/model.toml when it is created.
-
-    Resuming rebuilds the model from this, never from today's flags.
-    """
-
-    preset: Literal["tiny", "original", "hd"] = "tiny"
-    size: int = 64
-    layout: Literal["df", "liae"] = "df"
-    enc_dims: int = Field(32, ge=4, le=1024)
-    dec_dims: int = Field(32, ge=4, le=1024)
-    bottleneck: int = Field(128, ge=8, le=8192)
-    learn_mask: bool = True
-    faceset_a: str
-    faceset_b: str
-    batch_size: int = Field(16, ge=1, le=1024)
-    lr: float = Field(5e-5, gt=0, le=1.0)
-    loss: Literal["l1", "mse"] = "l1"
-    eye_mouth_weight: float = Field(2.0, ge=0, le=100)
-    seed: int = 0
-
-    _a = field_validator("faceset_a")(classmethod(_name_validator("faceset name")))
-    _b = field_validator("faceset_b")(classmethod(_name_validator("faceset name")))
+# A model's own settings (model.toml) are declared per family: engine/train/registry.py.
 
 
 class RunSettings(StageConfig):
