@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 from engine.config import ConvertConfig, ExtractConfig, RunSettings, build
 from engine.convert import convert
@@ -20,6 +19,7 @@ from engine.errors import NotFoundError
 from engine.events import CancelToken, Finished, Info, Sink, null_sink
 from engine.extract import extract
 from engine.provenance import verify
+from engine.results import ConvertResult, DemoResult, ExtractResult, TrainResult
 from engine.score import score
 from engine.train.loop import train
 from engine.workspace import DIR_MODE, Workspace, atomic_write_text
@@ -51,17 +51,17 @@ def run_demo(
     sink: Sink = null_sink,
     cancel: CancelToken | None = None,
     train_minutes: float = TRAIN_MINUTES,
-) -> dict[str, Any]:
+) -> DemoResult:
     """Run extract, train, convert, verify and score; returns what each stage reported."""
     started = time.monotonic()
     cancel = cancel or CancelToken()
     sample_data = sample_data or default_sample_data()
     clip = _need(sample_data / CLIP, "clip")
-    results: dict[str, Any] = {"workspace": str(workspace.root)}
+    extracted: dict[str, ExtractResult] = {}
     for name in ("a", "b"):
         folder = _need(sample_data / name, "folder")
         config = build(ExtractConfig, sources=[folder], faceset=name, backend="dlib")
-        results[name] = extract(config, workspace, sink, cancel)
+        extracted[name] = extract(config, workspace, sink, cancel)
 
     sink(Info(message=f"training model {MODEL} (tiny) for {train_minutes:g} minutes"))
     run = build(
@@ -75,7 +75,7 @@ def run_demo(
     requested = {"preset": "tiny", "faceset_a": "a", "faceset_b": "b"}
     if workspace.model_dir(MODEL).exists():
         requested = {}  # go on training the demo model as it was created
-    results["train"] = train(workspace, MODEL, requested, run, sink, cancel)
+    trained = TrainResult.model_validate(train(workspace, MODEL, requested, run, sink, cancel))
 
     outputs = workspace.outputs_dir
     outputs.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
@@ -88,18 +88,24 @@ def run_demo(
         overwrite=True,
         backend="dlib",
     )
-    results["convert"] = convert(config, workspace, sink, cancel)
-    results["verify"] = verify(swapped)
-    results["score"] = score(
-        workspace, MODEL, [(clip, swapped)], backend="dlib", sink=sink, cancel=cancel
-    )
+    converted = convert(config, workspace, sink, cancel)
+    assert isinstance(converted, ConvertResult)  # no preview_frames: a whole conversion
+    checked = verify(swapped)
+    scored = score(workspace, MODEL, [(clip, swapped)], backend="dlib", sink=sink, cancel=cancel)
     scores = outputs / "demo_scores.json"
-    atomic_write_text(scores, json.dumps(results["score"], indent=2) + "\n")
-    results.update(
+    atomic_write_text(scores, json.dumps(scored.model_dump(mode="json"), indent=2) + "\n")
+    result = DemoResult(
+        workspace=str(workspace.root),
+        a=extracted["a"],
+        b=extracted["b"],
+        train=trained,
+        convert=converted,
+        verify=checked,
+        score=scored,
         output=str(swapped),
         scores=str(scores),
         preview=str(workspace.model_dir(MODEL) / "previews" / "latest.png"),
         seconds=round(time.monotonic() - started, 1),
     )
-    sink(Finished(stage="demo", result=results))
-    return results
+    sink(Finished(stage="demo", result=result.model_dump(mode="json")))
+    return result

@@ -36,34 +36,32 @@ def demo_command(
         reporter.close()
     if as_json:
         return
-    for name in ("a", "b"):
-        r = results[name]
+    for name, r in (("a", results.a), ("b", results.b)):
         out_console.print(
-            f"faceset [bold]{name}[/]: {r['total_faces']} faces "
-            f"({r['faces']} new from {r['frames']} images, {r['skipped']} skipped), "
-            f"backend {r['backend']}"
+            f"faceset [bold]{name}[/]: {r.total_faces} faces "
+            f"({r.faces} new from {r.frames} images, {r.skipped} skipped), "
+            f"backend {r.backend}"
         )
-    t = results["train"]
+    t = results.train
     out_console.print(
-        f"model [bold]demo[/]: step {t['steps']}, loss A {t['loss_a']:.4f}, "
-        f"loss B {t['loss_b']:.4f}, {t['examples_per_s']:.0f} examples/s"
+        f"model [bold]demo[/]: step {t.steps}, loss A {_num(t.loss_a, '.4f')}, "
+        f"loss B {_num(t.loss_b, '.4f')}, {t.examples_per_s:.0f} examples/s"
     )
-    c, v = results["convert"], results["verify"]
+    c, v = results.convert, results.verify
     out_console.print(
-        f"converted: {c['faces_swapped']} faces in {c['frames']} frames; watermark read in "
-        f"{v['fraction']:.0%} of frames ({'marked' if v['marked'] else 'NOT marked'})"
+        f"converted: {c.faces_swapped} faces in {c.frames} frames; watermark read in "
+        f"{v.fraction:.0%} of frames ({'marked' if v.marked else 'NOT marked'})"
     )
-    avg = results["score"].get("average", {})
-    identity, expression = avg.get("identity") or {}, avg.get("expression") or {}
+    average = results.score.average
     out_console.print(
-        f"score: identity retrieval {_num(identity.get('retrieval'))}, "
-        f"landmark NME {_num(expression.get('nme'))}"
+        f"score: identity retrieval {_num(average.identity.retrieval)}, "
+        f"landmark NME {_num(average.expression.nme)}"
     )
-    out_console.print(f"video:   [bold]{results['output']}[/]")
-    out_console.print(f"scores:  {results['scores']}")
-    out_console.print(f"preview: {results['preview']}")
-    out_console.print(f"done in {results['seconds']:.0f} s; workspace {results['workspace']}")
+    out_console.print(f"video:   [bold]{results.output}[/]")
+    out_console.print(f"scores:  {results.scores}")
+    out_console.print(f"preview: {results.preview}")
+    out_console.print(f"done in {results.seconds:.0f} s; workspace {results.workspace}")
 
 
-def _num(value: object) -> str:
-    return f"{value:.3f}" if isinstance(value, int | float) else "n/a"
+def _num(value: float | None, fmt: str = ".3f") -> str:
+    return "n/a" if value is None else format(value, fmt)
