@@ -19,7 +19,7 @@ from engine.errors import NotFoundError
 from engine.events import CancelToken, Finished, Info, Sink, null_sink
 from engine.extract import extract
 from engine.provenance import verify
-from engine.results import ConvertResult, DemoResult, ExtractResult, TrainResult
+from engine.results import ConvertResult, DemoResult, ExtractResult
 from engine.score import score
 from engine.train.loop import train
 from engine.workspace import DIR_MODE, Workspace, atomic_write_text
@@ -75,7 +75,7 @@ def run_demo(
     requested = {"preset": "tiny", "faceset_a": "a", "faceset_b": "b"}
     if workspace.model_dir(MODEL).exists():
         requested = {}  # go on training the demo model as it was created
-    trained = TrainResult.model_validate(train(workspace, MODEL, requested, run, sink, cancel))
+    trained = train(workspace, MODEL, requested, run, sink, cancel)
 
     outputs = workspace.outputs_dir
     outputs.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
