@@ -497,7 +497,7 @@ def _write_folder(config: ConvertConfig, files: Iterator[tuple[Path, bytes]]) ->
 
 def _preview(
     config: ConvertConfig, workspace: Workspace, sink: Sink, cancel: CancelToken, kind: str
-) -> Any:
+) -> ConvertPreviewResult:
     """`--preview-frames`: faces from the faceset the conversion would take them from."""
     from engine.convert.preview import render_preview
 
