@@ -127,6 +127,7 @@ def test_video_without_faces_is_written_marked_but_is_no_success(ws: Path, tmp_p
     assert diff < 3.0
 
 
+@pytest.mark.slow
 def test_kill_mid_convert_leaves_nothing_at_output(ws: Path, tmp_path: Path) -> None:
     src = short_clip(tmp_path / "long.mp4", 8.0)
     out_dir = tmp_path / "out"

@@ -79,6 +79,7 @@ def test_demo_writes_both_facesets_and_remembers_them(demo_ws):
     assert "[facesets.a]" in toml and "[facesets.b]" in toml
 
 
+@pytest.mark.slow
 def test_demo_rerun_resumes_and_adds_nothing(demo_run, small_sample, tmp_path):
     ws = tmp_path / "ws"
     shutil.copytree(demo_run[0], ws)

@@ -72,6 +72,7 @@ def ws(facesets_ws: Path) -> Path:
     return facesets_ws
 
 
+@pytest.mark.slow
 def test_job_runs_detached_and_attach_replays_then_follows(ws: Path) -> None:
     job = start(ws, "m", "--steps", "20", "--save-every", "10")
     # The job has its own session: no terminal of ours can hang it up.
@@ -97,6 +98,7 @@ def test_job_runs_detached_and_attach_replays_then_follows(ws: Path) -> None:
     assert human.returncode == 0 and "finished" in human.stdout
 
 
+@pytest.mark.slow
 def test_save_now_then_stop_saves_a_checkpoint(ws: Path) -> None:
     from engine.jobs import save_now, stop_job
 
@@ -126,6 +128,7 @@ def test_save_now_then_stop_saves_a_checkpoint(ws: Path) -> None:
         stop_job(Workspace(ws), job["id"])
 
 
+@pytest.mark.slow
 def test_killed_job_shows_failed_and_leaves_no_stale_lock(ws: Path) -> None:
     job = start(ws, "m", "--steps", "100000")
     # One training process per model: a second job is refused while the first runs.

@@ -51,6 +51,7 @@ def test_other_stages_keep_the_bar_estimate(stderr: io.StringIO) -> None:
     assert line.endswith("-:--:--"), line  # Rich's own, with too little seen to guess
 
 
+@pytest.mark.slow
 def test_a_detached_jobs_events_carry_the_time_limits_eta(facesets_ws: Path) -> None:
     """`train --detach` with a billion-step cap and a short time limit: every Metrics
     event in the job's events says no more than the time limit has left."""

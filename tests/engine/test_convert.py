@@ -99,6 +99,7 @@ def test_output_is_marked_and_survives_reencode(
     assert not verify(short_input).marked
 
 
+@pytest.mark.slow
 def test_reference_swaps_only_that_person(
     sample_workspace: Workspace, tiny_model: str, tmp_path: Path
 ) -> None:
@@ -170,6 +171,7 @@ def test_odd_size_and_irregular_timing_are_kept(
     assert events[-1].result["faces_swapped"] >= 15
 
 
+@pytest.mark.slow
 def test_faces_come_from_a_faceset_of_the_same_video(
     sample_workspace: Workspace, tiny_model: str, short_input: Path, tmp_path: Path
 ) -> None:
@@ -185,6 +187,7 @@ def test_faces_come_from_a_faceset_of_the_same_video(
     assert events[-1].result["faces_swapped"] == SHORT_FRAMES
 
 
+@pytest.mark.slow
 def test_image_folder_and_preview(
     sample_workspace: Workspace, tiny_model: str, tmp_path: Path
 ) -> None:

@@ -24,6 +24,8 @@ from engine.errors import BadInputError, NoFacesError
 from engine.extract import extract
 from engine.workspace import Workspace
 
+pytestmark = pytest.mark.slow
+
 
 def train_briefly(ws: Workspace, name: str, faceset_a: str, faceset_b: str) -> str:
     """A tiny model after two steps: it changes faces, and costs seconds, not minutes."""

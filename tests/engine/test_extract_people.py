@@ -47,6 +47,7 @@ def _config(path: Path) -> ExtractConfig:
     return build(ExtractConfig, sources=[path], faceset="x", backend="dlib", every=1, size=64)
 
 
+@pytest.mark.slow
 def test_two_people_are_extracted_in_every_frame_and_resume_matches(
     tmp_path, two, misses_left_face
 ):

@@ -33,6 +33,7 @@ def _config(sources: list[Path]) -> ExtractConfig:
     return build(ExtractConfig, sources=sources, faceset="x", backend="dlib", every=3, size=128)
 
 
+@pytest.mark.slow
 def test_cancelled_then_resumed_equals_uninterrupted(tmp_path, sources):
     straight = Workspace(tmp_path / "straight")
     result = extract(_config(sources), straight)

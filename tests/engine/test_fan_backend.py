@@ -116,6 +116,7 @@ def test_loads_and_describes(backend: FanBackend) -> None:
     assert backend.describe() == "face-alignment S3FD + 2D-FAN on cpu"
 
 
+@pytest.mark.slow
 def test_landmarks_on_a_given_box(backend: FanBackend) -> None:
     image = data.astronaut()
     (points,) = backend.landmarks(image, [FACE_BOX])
@@ -151,6 +152,7 @@ def as_rows(found: list[Detection]) -> np.ndarray:
     return rows[np.lexsort(keys)]
 
 
+@pytest.mark.slow
 def test_detect_batch_keeps_order_across_shapes(backend: FanBackend) -> None:
     small = np.ascontiguousarray(data.astronaut()[::4, ::4])
     other = np.ascontiguousarray(data.astronaut()[:96, :64])

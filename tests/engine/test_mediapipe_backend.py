@@ -195,6 +195,7 @@ def test_finds_the_small_faces_hog_finds(backend, dlib):
             assert 0.8 < ratio < 1.25, ratio
 
 
+@pytest.mark.slow
 def test_no_false_faces_on_busy_frames():
     """Fine tiles (--min-face 40) see parts of a big face and pairs of small ones as faces."""
     fine = mpb.MediaPipeBackend(min_face=40)
@@ -233,6 +234,7 @@ def test_min_face_sizes_the_tiles():
     assert "set_min_face" in vars(FaceBackend)
 
 
+@pytest.mark.slow
 def test_identity_from_mesh_landmarks_separates_people_as_dlib_does(backend, dlib):
     embedder = Embedder()
     people = {

@@ -16,7 +16,7 @@ from clips import info, short_clip
 from cliutil import swapdeck_process
 from faultutil import Running, copy_workspace, wait_for
 
-pytestmark = pytest.mark.report("convert kills survived")
+pytestmark = [pytest.mark.report("convert kills survived"), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,7 @@ def _pad(metrics: Path) -> None:
     metrics.write_text("".join(json.dumps({**r, "note": "x" * 8000}) + "\n" for r in lines))
 
 
+@pytest.mark.slow
 def test_train_on_a_full_disk_keeps_checkpoint_metrics_and_preview(ws, record_property):
     model = ws / "models" / "tiny"
     checkpoint, preview = model / "checkpoint.safetensors", model / "previews" / "latest.png"
@@ -111,6 +112,7 @@ def test_extract_on_a_full_disk_keeps_the_faceset(ws):
     assert final.items() >= after.items() and len(final) > len(after)
 
 
+@pytest.mark.slow
 def test_convert_on_a_full_disk_keeps_the_previous_output(ws, tmp_path):
     clip = short_clip(tmp_path / "clip.mp4", 1.0)
     out = tmp_path / "out" / "swapped.mp4"

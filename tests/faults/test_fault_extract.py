@@ -19,7 +19,7 @@ from faultutil import Running, temp_files, wait_for
 
 from engine.workspace import Workspace
 
-pytestmark = pytest.mark.report("extract kills survived")
+pytestmark = [pytest.mark.report("extract kills survived"), pytest.mark.slow]
 
 
 def _snapshot(root: Path, name: str = "x") -> dict[tuple[str, int, int], tuple]:

@@ -22,7 +22,7 @@ from engine.locks import lock_holder
 from engine.train.checkpoint import read_info
 from engine.workspace import Workspace
 
-pytestmark = pytest.mark.report("killed jobs reported and restarted cleanly")
+pytestmark = [pytest.mark.report("killed jobs reported and restarted cleanly"), pytest.mark.slow]
 
 MOMENTS = ("start-up", "mid-training", "mid-save")
 TRAIN = ["-m", "m", "-a", "a", "-b", "b", "--preset", "tiny", "--batch-size", "4"]

@@ -23,7 +23,7 @@ from faultutil import Running, copy_workspace, temp_files, wait_for
 from engine.errors import SwapdeckError
 from engine.train.checkpoint import read_info
 
-pytestmark = pytest.mark.report("training kills survived")
+pytestmark = [pytest.mark.report("training kills survived"), pytest.mark.slow]
 
 SAVE_EVERY = 3
 KILLS = ["startup"] * 3 + ["steps"] * 4 + ["save"] * 4 + ["snapshot"]

@@ -22,7 +22,10 @@ import pytest
 
 from tui.widgets.train_stats import StatsView, render_stats
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux"),
+    pytest.mark.slow,
+]
 
 WIZARD = f"{sys.executable} -m tui wizard"  # what the `swapdeck` script runs
 

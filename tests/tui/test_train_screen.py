@@ -51,6 +51,7 @@ async def _open_train(pilot: Pilot, ui) -> TrainScreen:
     return pilot.app.screen
 
 
+@pytest.mark.slow
 def test_start_watch_save_and_stop_from_the_screen(ws: Path, ui, stop_leftovers) -> None:
     async def steps(pilot: Pilot) -> None:
         screen = await _open_train(pilot, ui)
@@ -102,6 +103,7 @@ def _logged_steps(job: jobs.Job) -> list[int]:
     return [json.loads(x)["step"] for x in lines if '"metrics"' in x]
 
 
+@pytest.mark.slow
 def test_reopening_reattaches_with_history_and_leaving_never_stops(
     ws: Path, ui, stop_leftovers
 ) -> None:

@@ -11,8 +11,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from engine.train.checkpoint import read_info
 from engine.workspace import Workspace
+
+pytestmark = pytest.mark.slow
 
 SWAPDECK = str(Path(sys.executable).with_name("swapdeck"))
 

@@ -35,6 +35,7 @@ def _run(**kw) -> RunSettings:
 NEW = {"faceset_a": "a", "faceset_b": "b", "preset": "tiny", "batch_size": 8}
 
 
+@pytest.mark.slow
 def test_loss_falls_on_tiny(sample_workspace, tmp_path):
     ws = _copy(sample_workspace, tmp_path)
     events = []
@@ -52,6 +53,7 @@ def test_loss_falls_on_tiny(sample_workspace, tmp_path):
     assert (ws.model_dir("m") / "model.toml").read_text().count('preset = "tiny"') == 1
 
 
+@pytest.mark.slow
 def test_resume_is_exact(sample_workspace, tmp_path):
     ws = _copy(sample_workspace, tmp_path)
     train(ws, "straight", NEW, _run(steps=20, log_every=5))
@@ -67,6 +69,7 @@ def test_resume_is_exact(sample_workspace, tmp_path):
     assert [json.loads(line)["step"] for line in lines] == [5, 10, 15, 20]
 
 
+@pytest.mark.slow
 def test_nan_rolls_back_and_goes_on(sample_workspace, tmp_path):
     ws = _copy(sample_workspace, tmp_path)
     poisoned = []
@@ -103,6 +106,7 @@ def test_repeated_nan_stops_with_a_clear_error(sample_workspace, tmp_path):
     assert all(torch.isfinite(t).all() for t in _weights(ws, "m").values())
 
 
+@pytest.mark.slow
 def test_resume_of_a_cuda_checkpoint_on_cpu(sample_workspace, tmp_path):
     """A checkpoint saved on a GPU carries CUDA's 16-byte generator state, which a CPU
     generator cannot take: training resumes anyway, on its own seeded stream."""

@@ -22,6 +22,7 @@ def _copy(sample_workspace: Workspace, tmp_path) -> Workspace:
     return ws
 
 
+@pytest.mark.slow
 def test_finished_rate_is_the_whole_runs(sample_workspace, tmp_path):
     ws = _copy(sample_workspace, tmp_path)
     events: list[object] = []

@@ -40,6 +40,7 @@ def _l1_step(model: SwapModel, opt: torch.optim.Optimizer, xa, xb) -> float:
     return loss.item()
 
 
+@pytest.mark.slow
 def test_original_is_faceswap_sized_and_trains() -> None:
     model = build_model(ArchSpec.for_preset("original"))
     assert count_parameters(model) == ORIGINAL_PARAMS
@@ -85,6 +86,7 @@ def test_unknown_identity_is_refused() -> None:
 
 
 @pytest.mark.parametrize("layout", ["df", "liae"])
+@pytest.mark.slow
 def test_hd_layouts_run_with_masks(layout: str) -> None:
     model = build_model(ArchSpec.for_preset("hd", 128, layout=layout)).eval()
     xa, xb = _faces(1, 128), _faces(1, 128)
@@ -167,6 +169,7 @@ def test_models_run_under_bf16_autocast(preset: str, overrides: dict) -> None:
     assert (mask_a is not None) == model.learns_mask
 
 
+@pytest.mark.slow
 def test_tiny_learns_a_fixed_batch() -> None:
     model = build_model(ArchSpec.for_preset("tiny"))
     opt = torch.optim.Adam(model.parameters(), 1e-3)
