@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 from cliutil import SAMPLE, assert_fails, swapdeck
 from footage import fit, footage, read_frames, side_by_side
 from PIL import Image
@@ -53,6 +54,7 @@ def test_a_reference_photo_of_two_people_is_refused(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_no_match_says_how_many_were_found_and_how_close(tmp_path: Path) -> None:
     folder = sources(tmp_path)
     ws = tmp_path / "ws"

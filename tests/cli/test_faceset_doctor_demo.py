@@ -58,6 +58,7 @@ def demo_ws(demo_run) -> Path:
     return demo_run[0]
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline(demo_run):
     ws, result = demo_run
     assert result["a"]["total_faces"] >= 25 and result["b"]["total_faces"] >= 25
@@ -72,6 +73,7 @@ def test_demo_runs_the_whole_pipeline(demo_run):
     assert json.loads(Path(result["scores"]).read_text()) == result["score"]
 
 
+@pytest.mark.slow
 def test_demo_writes_both_facesets_and_remembers_them(demo_ws):
     assert (demo_ws / "facesets" / "a" / "faceset.sqlite").is_file()
     assert (demo_ws / "facesets" / "b" / "faceset.sqlite").is_file()
@@ -89,6 +91,7 @@ def test_demo_rerun_resumes_and_adds_nothing(demo_run, small_sample, tmp_path):
     assert result["train"]["steps"] > demo_run[1]["train"]["steps"]  # training went on
 
 
+@pytest.mark.slow
 def test_faceset_list_and_show(demo_ws):
     code, out = run("faceset", "list", "-w", demo_ws, "--json")
     assert code == 0
@@ -107,6 +110,7 @@ def test_faceset_list_and_show(demo_ws):
     assert code == 0 and "faces" in out and "blur" in out
 
 
+@pytest.mark.slow
 def test_prune_by_id_and_by_blur_removes_rows_and_files(tmp_path, demo_ws, small_sample):
     ws = tmp_path / "ws"
     shutil.copytree(demo_ws, ws)

@@ -64,6 +64,7 @@ def test_json_lines_end_with_the_finished_result(sample_workspace, tiny_model, c
     assert set(last.result["reconstruction"]) >= {"ssim_a", "ssim_b"}
 
 
+@pytest.mark.slow
 def test_people_get_a_table(sample_workspace, tiny_model, clips):
     clip = str(clips["clip"])
     result = run(sample_workspace, tiny_model, clip, clip, clip, clip)

@@ -213,6 +213,7 @@ def test_corrupt_checkpoint_is_refused_and_points_to_snapshots(ws, tmp_path):
     assert ckpt.stat().st_size == 1000  # refused, not overwritten
 
 
+@pytest.mark.slow
 def test_full_disk_keeps_the_previous_checkpoint(ws, tmp_path):
     root = tmp_path / "ws"
     shutil.copytree(ws, root)

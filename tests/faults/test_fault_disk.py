@@ -95,6 +95,7 @@ def _faces(ws: Path) -> dict[str, str]:
     return files
 
 
+@pytest.mark.slow
 def test_extract_on_a_full_disk_keeps_the_faceset(ws):
     before = _faces(ws)
     extract = ["extract", SAMPLE / "clip_a.mp4", "-w", ws, "-f", "a", "--backend", "dlib"]

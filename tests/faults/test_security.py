@@ -147,6 +147,7 @@ def session(
     yield s
 
 
+@pytest.mark.slow
 @pytest.mark.report("commands working with the network blocked")
 def test_every_command_works_offline(offline: Offline, session: Session, record_property) -> None:
     ok = 0
@@ -165,6 +166,7 @@ def test_every_command_works_offline(offline: Offline, session: Session, record_
     assert offline.attempts() == [], "a command reached for the network"
 
 
+@pytest.mark.slow
 @pytest.mark.report("commands working with the network blocked")
 def test_fan_download_is_announced_first_and_fails_clearly(
     offline: Offline, tmp_path: Path

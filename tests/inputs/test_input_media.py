@@ -480,6 +480,7 @@ def test_folder_with_loops_links_and_a_pipe_is_read_with_warnings(tmp_path: Path
     assert [s["path"] for s in show(ws, "p")["sources"]] == [str(photos / "face.jpg")]
 
 
+@pytest.mark.slow
 @READ
 def test_name_that_is_not_utf8_is_stored_and_shown(tmp_path: Path) -> None:
     photos = tmp_path / "photos"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from clips import info, short_clip
 from textual.pilot import Pilot
 from textual.widgets import Select, Static
@@ -48,6 +49,7 @@ def test_convert_a_clip_then_verify_and_score_it(ws_copy: Path, tmp_path: Path, 
     assert verify(output).marked
 
 
+@pytest.mark.slow
 def test_preview_renders_before_after_frames_and_shows_them(
     ws_copy: Path, tmp_path: Path, ui
 ) -> None:
@@ -65,6 +67,7 @@ def test_preview_renders_before_after_frames_and_shows_them(
     ui.drive(SwapdeckApp(ws_copy), steps)
 
 
+@pytest.mark.slow
 def test_a_missing_input_is_one_error_dialog(ws_copy: Path, tmp_path: Path, ui) -> None:
     missing = tmp_path / "nowhere.mp4"
 

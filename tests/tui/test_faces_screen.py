@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import ListView, ProgressBar, Static
 from textual_image.widget import Image
@@ -69,6 +70,7 @@ def test_extract_through_the_screen_shows_progress_faces_and_stats(
     assert not (ws / "facesets" / "b").exists()
 
 
+@pytest.mark.slow
 def test_sources_and_references_are_listed_per_side_and_can_be_dropped(
     few_photos_a: Path, tmp_path: Path, ui
 ) -> None:

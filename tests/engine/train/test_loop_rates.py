@@ -47,6 +47,7 @@ def test_finished_rate_is_the_whole_runs(sample_workspace, tmp_path):
     assert min(windows) * 0.99 <= result.examples_per_s_steady <= max(windows) * 1.01
 
 
+@pytest.mark.slow
 def test_eta_follows_the_time_limit_when_it_ends_the_run_first(sample_workspace, tmp_path):
     ws = _copy(sample_workspace, tmp_path)
     events: list[object] = []
