@@ -206,6 +206,7 @@ def _loose(path: Path) -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.report("private folders and foreign jobs")
 def test_workspace_and_job_folders_are_private_under_umask_000(
     session: Session, record_property

@@ -318,6 +318,7 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+@pytest.mark.slow
 @REJECTED
 @pytest.mark.parametrize("case_id", list(BAD))
 def test_hostile_file_is_rejected(case_id: str, ws: Path, tmp_path: Path, untouched: None) -> None:

@@ -42,7 +42,7 @@ from engine.train.registry import settings_model
 # model.toml of today's models: the autoencoder family's settings, built from its options.
 ModelSettings = settings_model("autoencoder")
 
-pytestmark = pytest.mark.report("reader properties held (hypothesis)")
+pytestmark = [pytest.mark.report("reader properties held (hypothesis)"), pytest.mark.slow]
 
 # No example database in the repository; the examples are drawn fresh each run.
 # SWAPDECK_PROPERTY_EXAMPLES=5000 searches harder (minutes) when a reader changes.
