@@ -62,7 +62,8 @@ def demo_ws(demo_run) -> Path:
 def test_demo_runs_the_whole_pipeline(demo_run):
     ws, result = demo_run
     assert result["a"]["total_faces"] >= 25 and result["b"]["total_faces"] >= 25
-    assert result["train"]["steps"] > 10
+    # Trained (for 9 s: a busy machine gets through few steps, a quiet one about 100).
+    assert result["train"]["steps"] >= 2
     assert (ws / "models" / "demo" / "checkpoint.safetensors").is_file()
     assert result["convert"]["frames"] == 36  # 1.2 s of the sample clip's 30 fps
     assert result["convert"]["faces_swapped"] >= 25
