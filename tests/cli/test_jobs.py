@@ -161,7 +161,23 @@ def test_job_survives_its_parent_and_a_hangup(ws: Path, tmp_path: Path) -> None:
         f"{' '.join(SWAPDECK)} train -w {ws} -m m -a a -b b --preset tiny --steps 100000 "
         "--detach --json > job.json\nsleep 600\n"
     )
-    shell = subprocess.Popen(["bash", str(script)], cwd=tmp_path, start_new_session=True)
+    shell = subprocess.Popen(
+        ["bash", str(script)],
+        cwd=tmp_path,
+        start_new_session=True,
+        # A hangup must end the shell even where the runner ignores SIGHUP (nohup), which
+        # its children would otherwise inherit.
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
+    )
+    try:
+        _hang_up_and_check(ws, tmp_path, shell)
+    finally:  # a failing check must not leave a 100000-step job eating a core
+        for listed in jobs_json(ws):
+            if listed["state"] == "running":
+                swapdeck("jobs", "stop", listed["id"], "-w", ws, "--force")
+
+
+def _hang_up_and_check(ws: Path, tmp_path: Path, shell: subprocess.Popen) -> None:
     job = wait_for(
         lambda: (
             (tmp_path / "job.json").stat().st_size > 0

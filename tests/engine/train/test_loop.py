@@ -59,7 +59,7 @@ def test_resume_is_exact(sample_workspace, tmp_path):
     train(ws, "straight", NEW, _run(steps=20, log_every=5))
     train(ws, "halves", NEW, _run(steps=10, log_every=5))
     again = train(ws, "halves", {}, _run(steps=20, log_every=5))
-    assert again["steps"] == 20
+    assert again.steps == 20
     straight, halves = _weights(ws, "straight"), _weights(ws, "halves")
     assert straight.keys() == halves.keys()
     for key in straight:
@@ -122,4 +122,4 @@ def test_resume_of_a_cuda_checkpoint_on_cpu(sample_workspace, tmp_path):
     tensors["rng.gen0"] = torch.arange(16, dtype=torch.uint8)  # as torch.cuda's get_state
     save_file(tensors, path, metadata)
     again = train(ws, "m", {}, _run(steps=4))
-    assert again["steps"] == 4
+    assert again.steps == 4
