@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -12,7 +11,7 @@ import torch
 from engine.errors import BadInputError, NotFoundError, SwapdeckError
 from engine.train import dist
 from engine.train.checkpoint import load_checkpoint
-from engine.train.families.autoencoder.family import arch_of, faceset_geometry
+from engine.train.families.autoencoder.family import arch_of, facesets_geometry
 from engine.train.models import build_model
 from engine.train.models.base import SwapModel
 from engine.train.registry import CropGeometry, ModelSettingsBase, get_family
@@ -44,10 +43,6 @@ class TrainedModel:
         found = self.settings.geometry.get(side)
         return found or CropGeometry(coverage=_DEFAULT_COVERAGE, crop_size=self.size)
 
-    @property
-    def coverage(self) -> float:
-        return self.geometry("a").coverage
-
     @torch.inference_mode()
     def swap(self, faces: np.ndarray, identity: str) -> tuple[np.ndarray, np.ndarray | None]:
         """(N, S, S, 3) uint8 RGB crops → (faces as identity, masks or None), uint8."""
@@ -64,12 +59,7 @@ def _record_geometry(
     workspace: Workspace, settings: ModelSettingsBase, paths: ModelPaths
 ) -> ModelSettingsBase:
     """An older model learns its crop geometry from its facesets while they exist."""
-    s: Any = settings
-    found = {
-        side: faceset_geometry(workspace, name)
-        for side, name in (("a", s.faceset_a), ("b", s.faceset_b))
-    }
-    updated = with_geometry(settings, {k: v for k, v in found.items() if v is not None})
+    updated = with_geometry(settings, facesets_geometry(workspace, settings))
     if updated is not settings:
         with contextlib.suppress(OSError, SwapdeckError):  # read-only: use it all the same
             create_model(updated, paths)

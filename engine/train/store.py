@@ -115,12 +115,6 @@ def _new_settings(requested: dict[str, Any]) -> ModelSettingsBase:
                 f"{preset_name} models take {key} {_allowed_text(allowed)}, not {values[key]}",
                 "see 'swapdeck train --help' for the presets",
             )
-    for side in info.facesets:
-        if not values.get(side):
-            raise BadInputError(
-                f"a new {preset_name} model needs --{side.replace('_', '-')} FACESET",
-                f"give {' and '.join('--' + f.replace('_', '-') for f in info.facesets)}",
-            )
     settings = build(settings_model(info.name), **{**values, "preset": preset_name})
     try:
         implementation(info.name).check(settings)
@@ -155,10 +149,10 @@ def open_model(
                     "drop that flag to go on training it, or use a new -m name",
                 )
         return settings, paths, False
-    preset = requested.get("preset") or default_preset()
-    for side in family_of_preset(preset).facesets:
+    facesets = family_of_preset(requested.get("preset") or default_preset()).facesets
+    for side in facesets:
         if not requested.get(side):
-            flags = " and ".join(f"-{f[-1]}" for f in family_of_preset(preset).facesets)
+            flags = " and ".join(f"-{f[-1]}" for f in facesets)
             raise BadInputError(
                 f"model {name} does not exist yet, so it needs -{side[-1]} FACESET",
                 f"give both {flags} to create it" if "and" in flags else f"give {flags}",

@@ -45,6 +45,15 @@ class _Pair(nn.Module):
         return self.model.forward_pair(xa, xb)
 
 
+def facesets_geometry(workspace: Workspace, settings: Any) -> dict[str, CropGeometry]:
+    """How each side's faceset cut its faces, for the sides whose faceset still says."""
+    found = {
+        side: faceset_geometry(workspace, name)
+        for side, name in (("a", settings.faceset_a), ("b", settings.faceset_b))
+    }
+    return {side: g for side, g in found.items() if g is not None}
+
+
 def faceset_geometry(workspace: Workspace, name: str) -> CropGeometry | None:
     """How faceset `name` cut its faces, or None when it is gone or says nothing."""
     folder = workspace.faceset_dir(name)
@@ -94,12 +103,7 @@ class AutoencoderFamily(Family):
         return {"faces_a": len(self.data_a), "faces_b": len(self.data_b)}
 
     def geometry(self) -> dict[str, CropGeometry]:
-        s: Any = self.settings
-        found = {
-            side: faceset_geometry(self.workspace, name)
-            for side, name in (("a", s.faceset_a), ("b", s.faceset_b))
-        }
-        return {side: g for side, g in found.items() if g is not None}
+        return facesets_geometry(self.workspace, self.settings)
 
     @property
     def examples_per_step(self) -> int:
