@@ -110,6 +110,30 @@ class ConvertConfig(StageConfig):
         return None if value is None else _name_validator("faceset name")(cls, value)
 
 
+class CompareConfig(StageConfig):
+    """What `swapdeck compare` was asked to do (engine.compare reads its SPECs and budget)."""
+
+    faceset_a: str
+    faceset_b: str
+    models: list[str] = Field(min_length=1, description="SPECs: preset[:choice...] or model:NAME")
+    clip: Path = Field(description="footage of person A that every model converts")
+    budget: str = Field(description="each new model's training: 20m, 90s, 1.5h, 200k examples")
+    report: Path = Field(description="folder of report.md, report.json, charts and videos")
+    name: str | None = Field(None, description="prefix of the models it trains; default: report's")
+    seed: int = 0
+    device: str = "auto"
+    backend: Literal["auto", "fan", "dlib", "mediapipe"] = "auto"
+    sheet_frames: int = Field(4, ge=1, le=12, description="frames on the contact sheet")
+
+    _a = field_validator("faceset_a")(classmethod(_name_validator("faceset name")))
+    _b = field_validator("faceset_b")(classmethod(_name_validator("faceset name")))
+
+    @field_validator("name")
+    @classmethod
+    def _compare_name(cls, value: str | None) -> str | None:
+        return None if value is None else _name_validator("compare name")(cls, value)
+
+
 def build(cls: type[C], **values: Any) -> C:
     """Build a config, turning validation errors into one clear line."""
     try:

@@ -327,6 +327,10 @@ def _origin(kind: JobKind) -> str:
     return f"{kind.run.__module__}:{kind.run.__qualname__}"
 
 
+# Kinds swapdeck ships outside this module, each registered when its module is imported.
+BUILTIN_KIND_MODULES = ("engine.compare.job",)
+
+
 def _env_modules() -> list[str]:
     return [m.strip() for m in os.environ.get(KINDS_ENV, "").split(",") if m.strip()]
 
@@ -335,7 +339,7 @@ def job_kind(name: str) -> JobKind:
     """The registered kind called `name`, loading the modules `SWAPDECK_JOB_KINDS` names
     if it is not known yet."""
     if name not in _KINDS:
-        for module in _env_modules():
+        for module in (*BUILTIN_KIND_MODULES, *_env_modules()):
             if module in _loaded_modules:
                 continue
             _loaded_modules.add(module)
@@ -367,7 +371,7 @@ def _child_env(kind: JobKind) -> dict[str, str]:
     module = kind.run.__module__
     if module == "__main__":
         raise ValueError(f"job kind {kind.name!r} must be defined in an importable module")
-    if module != __name__:
+    if module != __name__ and module not in BUILTIN_KIND_MODULES:
         env[KINDS_ENV] = ",".join(dict.fromkeys([*_env_modules(), module]))
     return env
 

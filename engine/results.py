@@ -215,3 +215,70 @@ class DemoResult(_Frozen):
     scores: str
     preview: str
     seconds: float
+
+
+# ---- compare ---------------------------------------------------------------------------------
+
+
+class StructureFigures(_Frozen):
+    """What a model is and costs to train, measured the same way for every family."""
+
+    family: str
+    preset: str
+    layout: str | None
+    size: int | None = Field(description="input size, px")
+    batch_size: int | None
+    parameters: int
+    flops_per_example: float = Field(
+        description="FLOPs of one training step (forward and backward) per training example"
+    )
+    memory_mb: float = Field(
+        description="training memory at batch_size: weights, gradients, optimizer state "
+        "and the activations kept for backward"
+    )
+    memory_parts: dict[str, float]
+    measured: str
+
+
+class CompareModelResult(_Frozen):
+    """One compared model: what it is, how its training went, how its swap scored."""
+
+    spec: str
+    model: str
+    trained_here: bool = Field(description="trained by this compare (not an existing model)")
+    structure: StructureFigures
+    steps: int
+    examples: int = Field(description="training examples seen")
+    train_seconds: float | None
+    examples_per_s: float | None
+    losses: dict[str, float | None]
+    device: str | None
+    precision: str | None
+    # None for a family whose models do not swap faces in footage: trained and measured only.
+    convert: ConvertResult | None
+    score: ScoreResult | None
+    output: str | None
+
+
+class CompareResult(_Frozen):
+    """A compare's report: every model, the best of each column, where the files are."""
+
+    name: str
+    report: str = Field(description="report.md")
+    report_json: str
+    chart: str
+    sheet: str | None = Field(description="None when no model converts footage")
+    sheet_frames: list[int]
+    faceset_a: str
+    faceset_b: str
+    clip: str
+    budget: str
+    budget_kind: Literal["seconds", "examples"]
+    budget_amount: float
+    seed: int
+    command: list[str]
+    versions: dict[str, str]
+    models: list[CompareModelResult]
+    best: dict[str, list[str]] = Field(description="per results column, the best SPEC(s)")
+    seconds: float = Field(description="time all runs of this compare took, resumes included")
+    runs: int = Field(description="how many runs it took (1 unless stopped and resumed)")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli import convert, demo, doctor, extract, faceset, jobs, score, train, verify
+from engine.cli import compare, convert, demo, doctor, extract, faceset, jobs, score, train, verify
 
 app = typer.Typer(
     name="swapdeck",
@@ -23,6 +23,7 @@ app.command("train", epilog=train.epilog())(train.train_command)
 app.add_typer(jobs.app, name="jobs")
 app.command("convert")(convert.convert_command)
 app.command("score")(score.score_command)
+app.command("compare", epilog=compare.EPILOG)(compare.compare_command)
 app.command("verify")(verify.verify_command)
 app.command("doctor")(doctor.doctor_command)
 app.command("demo")(demo.demo_command)

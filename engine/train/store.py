@@ -103,7 +103,8 @@ def _coerce(info: FamilyInfo, given: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _new_settings(requested: dict[str, Any]) -> ModelSettingsBase:
+def new_settings(requested: dict[str, Any]) -> ModelSettingsBase:
+    """A new model's settings from `requested` (None = not given), checked as train checks them."""
     preset_name = requested.get("preset") or default_preset()
     info = family_of_preset(preset_name)
     preset = info.preset(preset_name)
@@ -157,7 +158,7 @@ def open_model(
                 f"model {name} does not exist yet, so it needs -{side[-1]} FACESET",
                 f"give both {flags} to create it" if "and" in flags else f"give {flags}",
             )
-    return _new_settings(requested), paths, True
+    return new_settings(requested), paths, True
 
 
 def create_model(settings: ModelSettingsBase, paths: ModelPaths) -> None:

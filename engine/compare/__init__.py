@@ -1,0 +1,1 @@
+"""swapdeck compare: several models trained, converted and scored side by side."""
