@@ -221,23 +221,28 @@ class DemoResult(_Frozen):
 
 
 class StructureFigures(_Frozen):
-    """What a model is and costs to train, measured the same way for every family."""
+    """One row of compare's structure table: what a model is and costs to train."""
 
     family: str
     preset: str
-    layout: str | None
-    size: int | None = Field(description="input size, px")
-    batch_size: int | None
-    parameters: int
+    layout: str | None = Field(description="the model's layout, where its family has one")
+    size: int | None = Field(description="input size in px, where its family has one")
+    batch_size: int | None = Field(description="batch size from model.toml, where it has one")
+    parameters: int = Field(description="parameters of every network the family builds")
     flops_per_example: float = Field(
-        description="FLOPs of one training step (forward and backward) per training example"
+        description="a training step's FLOPs per example: forward and backward as torch's "
+        "flop counter counts them, over the examples the step trains on (examples_per_step)"
     )
     memory_mb: float = Field(
-        description="training memory at batch_size: weights, gradients, optimizer state "
-        "and the activations kept for backward"
+        description="MiB of tensors a training step at batch_size holds in fp32: weights, "
+        "gradients, optimizer state and the activations kept for backward at their peak "
+        "(not the training data, nor allocator overhead)"
     )
-    memory_parts: dict[str, float]
-    measured: str
+    memory_parts: dict[str, float] = Field(
+        description="MiB of each part: weights (parameters and buffers), gradients, "
+        "optimizer (the state of all the family's optimizers after the step), activations"
+    )
+    measured: str = Field(description="how the figures were taken")
 
 
 class CompareModelResult(_Frozen):

@@ -194,17 +194,19 @@ class _Compare:
             )
         )
         results = []
-        for index, item in enumerate(planned):
-            self.sink(Progress(stage="compare", done=index, total=len(planned), unit="models"))
-            self.sink(Info(message=f"model {index + 1}/{len(planned)}: {item.spec.text}"))
-            entry = state.models.setdefault(
-                item.spec.slug, ModelState(spec=item.spec.text, model=item.model)
-            )
-            results.append(self._one(item, entry, budget))
+        try:
+            for index, item in enumerate(planned):
+                self.sink(Progress(stage="compare", done=index, total=len(planned), unit="models"))
+                self.sink(Info(message=f"model {index + 1}/{len(planned)}: {item.spec.text}"))
+                entry = state.models.setdefault(
+                    item.spec.slug, ModelState(spec=item.spec.text, model=item.model)
+                )
+                results.append(self._one(item, entry, budget))
+        finally:  # a stopped run's time counts too
+            state.seconds += time.monotonic() - started
+            state.runs += 1
+            self._save()
         self.sink(Progress(stage="compare", done=len(planned), total=len(planned), unit="models"))
-        state.seconds += time.monotonic() - started
-        state.runs += 1
-        self._save()
         result = write_report(
             self.workspace,
             self.config,

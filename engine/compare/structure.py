@@ -14,11 +14,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch.utils.flop_counter import FlopCounterMode
 
 from engine.config import RunSettings
 from engine.errors import NotFoundError
+from engine.results import StructureFigures
 from engine.train.family import Family, StepContext
 from engine.train.registry import ModelSettingsBase, implementation
 from engine.train.store import ModelPaths, load_settings
@@ -28,34 +28,6 @@ MIB = 2**20
 MEASURED = "one training step on CPU, fp32"
 # Gradients clipped as a run with the default settings clips them.
 GRAD_CLIP: float = RunSettings.model_fields["grad_clip"].default
-
-
-class StructureFigures(BaseModel):
-    """One row of compare's structure table."""
-
-    # forbid: a figure added here without declaring it fails loudly, as in engine.results
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    family: str
-    preset: str
-    layout: str | None = Field(description="the model's layout, where its family has one")
-    size: int | None = Field(description="input size in px, where its family has one")
-    batch_size: int | None = Field(description="batch size from model.toml, where it has one")
-    parameters: int = Field(description="parameters of every network the family builds")
-    flops_per_example: float = Field(
-        description="a training step's FLOPs per example: forward and backward as torch's "
-        "flop counter counts them, over the examples the step trains on (examples_per_step)"
-    )
-    memory_mb: float = Field(
-        description="MiB of tensors a training step at batch_size holds in fp32: weights, "
-        "gradients, optimizer state and the activations kept for backward at their peak "
-        "(not the training data, nor allocator overhead)"
-    )
-    memory_parts: dict[str, float] = Field(
-        description="MiB of each part: weights (parameters and buffers), gradients, "
-        "optimizer (the state of all the family's optimizers after the step), activations"
-    )
-    measured: str = Field(description="how the figures were taken")
 
 
 def measure_structure(workspace: Workspace, model: str) -> StructureFigures:
