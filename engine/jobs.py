@@ -382,7 +382,7 @@ _TRAIN_FLAGS = frozenset(
 )
 
 
-def _train_command(workspace: Workspace, model: str, requested: dict[str, Any], run: RunSettings):
+def train_command(workspace: Workspace, model: str, requested: dict[str, Any], run: RunSettings):
     """The `swapdeck train` line that does the same, for people reading `jobs list`."""
     line = ["swapdeck", "train", "-w", str(workspace.root), "-m", model]
     for key, value in requested.items():
@@ -403,7 +403,7 @@ def _train_command(workspace: Workspace, model: str, requested: dict[str, Any], 
 
 
 def _describe_train(workspace: Workspace, model: str, spec: dict[str, Any]) -> list[str]:
-    return _train_command(workspace, model, spec["requested"], RunSettings(**spec["run"]))
+    return train_command(workspace, model, spec["requested"], RunSettings(**spec["run"]))
 
 
 def _check_train(workspace: Workspace, model: str) -> None:

@@ -281,6 +281,7 @@ class CompareResult(_Frozen):
     budget_kind: Literal["seconds", "examples"]
     budget_amount: float
     seed: int
+    devices: list[str] = Field(description="several: models trained side by side, one each")
     command: list[str]
     versions: dict[str, str]
     models: list[CompareModelResult]

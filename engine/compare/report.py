@@ -219,7 +219,7 @@ def _markdown(result: CompareResult, cols: Sequence[Column], budget: Budget) -> 
         f"converts `{result.clip}` (A to B) with the same settings and is scored with "
         "`swapdeck score`.",
         "",
-        f"- budget: {budget.describe()} (`--budget {budget.text}`), one model after another, "
+        f"- budget: {budget.describe()} (`--budget {budget.text}`), {_order(result)}, "
         f"seed {result.seed} for every model",
         f"- device: {', '.join(devices) or 'models trained before this compare'}",
         f"- took {result.seconds / 60:.1f} min in all"
@@ -274,6 +274,12 @@ def _markdown(result: CompareResult, cols: Sequence[Column], budget: Budget) -> 
     return "\n".join(lines)
 
 
+def _order(result: CompareResult) -> str:
+    if len(result.devices) > 1:
+        return f"side by side on {', '.join(result.devices)} (one model per device at a time)"
+    return "one model after another"
+
+
 def _sheet_section(result: CompareResult) -> list[str]:
     if result.sheet is None:
         return []
@@ -315,7 +321,7 @@ def write_report(
             config.clip, outputs, folder / "sheet.png", frames=config.sheet_frames
         )
     cols = columns(results)
-    from engine.compare.run import compare_name
+    from engine.compare.run import compare_name, devices
 
     result = CompareResult(
         name=compare_name(config),
@@ -331,6 +337,7 @@ def write_report(
         budget_kind=budget.kind,
         budget_amount=budget.amount,
         seed=config.seed,
+        devices=devices(config.device),
         command=command,
         versions=versions(),
         models=list(results),

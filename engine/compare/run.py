@@ -49,6 +49,21 @@ class Planned:
     requested: dict[str, Any] | None  # None: an existing model, compared as it is
 
 
+def devices(device: str) -> list[str]:
+    """The devices models train on: `cuda:0,cuda:1` side by side; `auto` or `cuda` means
+    every GPU when there are several; otherwise one."""
+    named = [d.strip() for d in device.split(",") if d.strip()]
+    if len(named) > 1:
+        return named
+    if named and named[0] in ("auto", "cuda"):
+        import torch
+
+        count = torch.cuda.device_count()
+        if count > 1:
+            return [f"cuda:{i}" for i in range(count)]
+    return named or ["auto"]
+
+
 def compare_name(config: CompareConfig) -> str:
     """The compare's name: a prefix of the models it trains, and its job's name."""
     if config.name:
@@ -167,6 +182,8 @@ class _Compare:
         self.workspace, self.config, self.sink, self.cancel = workspace, config, sink, cancel
         self.folder = config.report
         self.state_path = self.folder / STATE_FILE
+        self.devices = devices(config.device)
+        self.trained_now: set[str] = set()  # slugs trained side by side in this run
 
     def run(self, planned: list[Planned], budget: Budget) -> CompareResult:
         from engine.compare.report import write_report
@@ -195,6 +212,11 @@ class _Compare:
         )
         results = []
         try:
+            if len(self.devices) > 1:
+                from engine.compare.side_by_side import train_side_by_side
+
+                train_side_by_side(self, planned, budget)
+                self._check_cancel()
             for index, item in enumerate(planned):
                 self.sink(Progress(stage="compare", done=index, total=len(planned), unit="models"))
                 self.sink(Info(message=f"model {index + 1}/{len(planned)}: {item.spec.text}"))
@@ -268,44 +290,63 @@ class _Compare:
     def _train(self, item: Planned, entry: ModelState, budget: Budget) -> None:
         from engine.train.loop import train
 
+        begun = self.begin_training(item, entry, budget)
+        if begun is None:
+            return
+        run, segment = begun
+
+        def watch(event: Any) -> None:
+            self.on_train_event(entry, segment, event)
+            self.sink(event)
+
+        result = train(self.workspace, item.model, item.requested or {}, run, watch, self.cancel)
+        self.end_training(entry, segment, result)
+
+    def begin_training(
+        self, item: Planned, entry: ModelState, budget: Budget, device: str | None = None
+    ) -> tuple[RunSettings, Segment] | None:
+        """This stretch's run and its record, or None when the model has its budget."""
         if entry.budget != budget.text:
             entry.budget, entry.trained = budget.text, False
         if entry.trained:
-            self.sink(Info(message=f"{item.spec.text}: trained to its budget already"))
-            return
-        assert item.requested is not None
-        run = self._run_settings(item, entry, budget)
+            if item.spec.slug not in self.trained_now:
+                self.sink(Info(message=f"{item.spec.text}: trained to its budget already"))
+            return None
+        run = self._run_settings(item, entry, budget, device)
         if run is None:
             entry.trained = True
             self._save()
-            return
-        start_step = _checkpoint_step(self.workspace, item.model)
-        segment = Segment(start_step=start_step, started=time.time())
+            return None
+        segment = Segment(
+            start_step=_checkpoint_step(self.workspace, item.model), started=time.time()
+        )
         entry.segments.append(segment)
         self._save()
+        return run, segment
 
-        def watch(event: Any) -> None:
-            # The budget counts from the first step, as the trainer's time limit does.
-            if isinstance(event, Started) and event.stage == "train":
-                segment.started = time.time()
-                entry.device = str(event.detail.get("device"))
-                entry.precision = str(event.detail.get("precision"))
-                self._save()
-            self.sink(event)
+    def on_train_event(self, entry: ModelState, segment: Segment, event: Any) -> None:
+        # The budget counts from the first step, as the trainer's time limit does.
+        if event.type == "started" and event.stage == "train":
+            segment.started = time.time()
+            entry.device = str(event.detail.get("device"))
+            entry.precision = str(event.detail.get("precision"))
+            self._save()
 
-        result = train(self.workspace, item.model, item.requested, run, watch, self.cancel)
+    def end_training(self, entry: ModelState, segment: Segment, result: TrainResult) -> None:
         segment.end_step, segment.seconds = result.steps, result.seconds
         entry.train = result.model_dump(mode="json", exclude_unset=True)
-        entry.trained = not self.cancel.cancelled
+        entry.trained = not self.cancel.cancelled  # a stop leaves the rest of its budget
         self._save()
 
-    def _run_settings(self, item: Planned, entry: ModelState, budget: Budget) -> RunSettings | None:
+    def _run_settings(
+        self, item: Planned, entry: ModelState, budget: Budget, device: str | None = None
+    ) -> RunSettings | None:
         """This stretch's run: the steps or seconds left of the budget, or None if none are."""
         common = {
             "save_every": 250,
             "preview_every": 500,
             "snapshot_every": 0,
-            "device": self.config.device,
+            "device": device or self.devices[0],
         }
         if budget.kind == "examples":
             steps = budget.steps(_examples_per_step(self.workspace, item))
@@ -329,7 +370,7 @@ class _Compare:
             model=item.model,
             overwrite=True,
             backend=self.config.backend,
-            device=self.config.device,
+            device=self.devices[0],
         )
         result = convert(config, self.workspace, self.sink, self.cancel)
         assert isinstance(result, ConvertResult)  # no preview_frames: a whole conversion

@@ -293,3 +293,33 @@ def test_a_new_family_joins_through_the_registry_in_a_detached_job(
         assert '"stage":"train"' not in again.output.replace(" ", "")
     finally:
         registry.unregister(INFO.name)
+
+
+def test_several_devices_train_side_by_side(sample_workspace, tmp_path):
+    """`--device cpu,cpu` stands in for two GPUs: one training process per device, both
+    started before either ends; convert and score then follow one by one."""
+    ws = _workspace(sample_workspace, tmp_path / "ws")
+    clip = short_clip(tmp_path / "clip.mp4", 0.4)
+    config = _config(ws, clip, "pair", models=["tiny:size=32", "tiny:size=48"], device="cpu,cpu")
+    events = Recorder()
+    result = compare(config, ws, events)
+    said = [
+        (e.type, getattr(e, "message", ""), getattr(e, "stage", ""))
+        for e in events.events
+        if e.type in ("info", "finished")
+    ]
+    starts = [i for i, (_, message, _) in enumerate(said) if "side by side" in message]
+    first_end = next(i for i, (kind, _, stage) in enumerate(said) if stage == "train")
+    assert len(starts) == 2 and max(starts) < first_end
+    assert [m.steps for m in result.models] == [2, 2]
+    assert all(m.device == "cpu" and m.convert is not None for m in result.models)
+    assert result.devices == ["cpu", "cpu"]
+    assert "side by side on cpu, cpu" in (config.report / "report.md").read_text()
+    for m in result.models:
+        assert (
+            config.report / "logs" / f"{m.spec.replace(':', '-').replace('=', '-')}.log"
+        ).exists()
+    # A rerun finds both trained.
+    again = Recorder()
+    compare(config, ws, again)
+    assert "train" not in again.stages("started")
