@@ -110,6 +110,11 @@ class Workspace:
     def outputs_dir(self) -> Path:
         return self.root / "outputs"
 
+    @property
+    def compares_dir(self) -> Path:
+        """Where compare reports go unless -o says otherwise."""
+        return self.root / "compares"
+
     def faceset_dir(self, name: str) -> Path:
         return self.facesets_dir / check_name(name, "faceset name")
 

@@ -107,13 +107,7 @@ def show(result: CompareResult) -> None:
     for col in columns(result.models):
         cells = []
         for model in result.models:
-            value = col.value(model)
-            if value is None:
-                text = "—"
-            elif col.digits == 0:
-                text = f"{int(value):,}"
-            else:
-                text = f"{value:.{col.digits}f}"
+            text = col.format(col.value(model))
             best = model.spec in result.best.get(col.key, [])
             cells.append(f"[bold green]{text}[/]" if best else text)
         table.add_row(col.header, *cells)

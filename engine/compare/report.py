@@ -32,6 +32,14 @@ class Column:
     better: Better
     digits: int = 3
 
+    def format(self, value: float | None) -> str:
+        """A cell as report.md, the CLI and the wizard write it."""
+        if value is None:
+            return "—"
+        if self.digits == 0:
+            return f"{int(value):,}"
+        return f"{value:.{self.digits}f}"
+
 
 def _loss(name: str) -> Callable[[CompareModelResult], float | None]:
     return lambda r: r.losses.get(name)
@@ -169,14 +177,6 @@ def loss_series(
     return LossSeries(label=result.spec, seconds=seconds, examples=examples, losses=losses)
 
 
-def _fmt(value: float | None, digits: int) -> str:
-    if value is None:
-        return "—"
-    if digits == 0:
-        return f"{int(value):,}"
-    return f"{value:.{digits}f}"
-
-
 def _structure_table(results: Sequence[CompareModelResult]) -> list[str]:
     lines = [
         "| model | family | preset | layout | input px | parameters | GFLOPs / example "
@@ -203,7 +203,7 @@ def _results_table(
     for r in results:
         cells = []
         for c in cols:
-            text = _fmt(c.value(r), c.digits)
+            text = c.format(c.value(r))
             cells.append(f"**{text}**" if r.spec in marks.get(c.key, []) else text)
         lines.append(f"| {r.spec} | " + " | ".join(cells) + " |")
     return lines
@@ -350,6 +350,26 @@ def write_report(
     )
     atomic_write_text(folder / "report.md", _markdown(result, cols, budget))
     return result
+
+
+def load_report(folder: Path) -> CompareResult:
+    """The report.json a compare wrote in `folder`, checked."""
+    from pydantic import ValidationError
+
+    from engine.errors import CorruptError, NotFoundError
+
+    path = folder / "report.json"
+    try:
+        return CompareResult.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        raise NotFoundError(
+            f"no report.json in {folder}", "run the compare, or choose a compare's folder"
+        ) from None
+    except (OSError, ValueError, ValidationError) as exc:
+        why = getattr(exc, "strerror", None) or "not a compare's report"
+        raise CorruptError(
+            f"cannot read {path} ({why})", "run the compare again to write it anew"
+        ) from None
 
 
 def _slug_of(state: CompareState, result: CompareModelResult) -> str:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from engine.errors import ExitCode
 from tui.app import SwapdeckApp
 from tui.cli import app as cli
+from tui.screens.compare import CompareScreen
 from tui.screens.convert import ConvertScreen
 from tui.screens.faces import FacesScreen
 from tui.screens.train import TrainScreen
@@ -20,7 +21,13 @@ from tui.screens.workspace import WorkspaceScreen
 from tui.widgets.error_dialog import ErrorDialog
 
 ROOT = Path(__file__).resolve().parents[2]
-KEYS = {"w": WorkspaceScreen, "f": FacesScreen, "t": TrainScreen, "c": ConvertScreen}
+KEYS = {
+    "w": WorkspaceScreen,
+    "f": FacesScreen,
+    "t": TrainScreen,
+    "c": ConvertScreen,
+    "v": CompareScreen,
+}
 
 
 def _laid_out(pilot: Pilot, width: int, height: int) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -39,7 +38,8 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState
 
-from engine.errors import CorruptError, NotFoundError, SwapdeckError
+from engine.compare.report import load_report
+from engine.errors import SwapdeckError
 from engine.events import CancelToken, Failed, Finished, Info, Metrics, Progress, Started
 from engine.events import Warning as EngineWarning
 from engine.jobs import Job
@@ -78,13 +78,9 @@ def default_models() -> str:
     return ",".join(preset.name for _, preset in registry.presets())
 
 
-def compares_dir(ws: Workspace) -> Path:
-    return ws.root / "compares"
-
-
 def default_report(ws: Workspace) -> Path:
     """The most recent compare's folder (so reopening shows its report), or a fresh one."""
-    folder = compares_dir(ws)
+    folder = ws.compares_dir
     found = (
         [p for p in folder.iterdir() if (p / REPORT_FILE).is_file() or (p / "state.json").is_file()]
         if folder.is_dir()
@@ -100,32 +96,6 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:  # removed meanwhile
         return 0.0
-
-
-def read_report(folder: Path) -> CompareResult:
-    """The report.json a compare wrote in `folder`, checked."""
-    path = folder / REPORT_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return CompareResult.model_validate(data)
-    except FileNotFoundError:
-        raise NotFoundError(
-            f"no {REPORT_FILE} in {folder}", "start the compare (s), or choose a compare's folder"
-        ) from None
-    except (OSError, ValueError, ValidationError) as exc:
-        why = getattr(exc, "strerror", None) or "not a compare's report"
-        raise CorruptError(
-            f"cannot read {path} ({why})", "run the compare again (s) to write it anew"
-        ) from None
-
-
-def cell(value: float | None, digits: int) -> str:
-    """A results cell as the CLI and report.md write it."""
-    if value is None:
-        return "—"
-    if digits == 0:
-        return f"{int(value):,}"
-    return f"{value:.{digits}f}"
 
 
 def _losses(losses: dict[str, float]) -> str:
@@ -493,7 +463,7 @@ class CompareScreen(Screen):
     @work(thread=True, exclusive=True, group="report")
     def _load_worker(self, folder: Path, quiet: bool) -> None:
         try:
-            result = read_report(folder)
+            result = load_report(folder)
         except SwapdeckError as exc:
             if not quiet:
                 raise  # the app's one error dialog
@@ -526,7 +496,7 @@ class CompareScreen(Screen):
         for model in result.models:
             cells: list[Text] = []
             for col in cols:
-                text = cell(col.value(model), col.digits)
+                text = col.format(col.value(model))
                 if model.spec in result.best.get(col.key, []):
                     cells.append(Text(f"{BEST}{text}", style="bold", justify="right"))
                 else:
