@@ -211,3 +211,21 @@ def cancel_on_interrupt() -> Iterator[CancelToken]:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
+def report_started_job(job: Any, doing: str, workspace: Path, as_json: bool) -> None:
+    """Say a detached job's id (stdout) and how to follow it; a job that failed to start
+    exits with its code."""
+    if as_json:
+        print_json(job.to_dict())
+    else:
+        out_console.print(job.id, highlight=False)
+        err_console.print(
+            f"{doing} in the background as job {job.id} ({job.state}); "
+            f"follow it with 'swapdeck jobs attach {job.id} -w {workspace}'",
+            highlight=False,
+        )
+    if job.state == "failed":
+        if not as_json:
+            err_console.print(f"[bold red]error:[/] {escape(job.reason)}", highlight=False)
+        raise typer.Exit(job.exit_code or 1)

@@ -14,10 +14,9 @@ from engine.cli.common import (
     Reporter,
     WorkspaceOpt,
     cancel_on_interrupt,
-    err_console,
     guarded,
     out_console,
-    print_json,
+    report_started_job,
 )
 
 if TYPE_CHECKING:
@@ -121,16 +120,4 @@ def _start_job(ws: Workspace, name: str, config: CompareConfig, as_json: bool) -
     from engine.jobs import start_job
 
     job = start_job(ws, "compare", name, config.model_dump(mode="json"))
-    if as_json:
-        print_json(job.to_dict())
-    else:
-        out_console.print(job.id, highlight=False)
-        err_console.print(
-            f"comparing in the background as job {job.id} ({job.state}); "
-            f"follow it with 'swapdeck jobs attach {job.id} -w {ws.root}'",
-            highlight=False,
-        )
-    if job.state == "failed":
-        if not as_json:
-            err_console.print(f"[bold red]error:[/] {escape(job.reason)}", highlight=False)
-        raise typer.Exit(job.exit_code or 1)
+    report_started_job(job, "comparing", ws.root, as_json)

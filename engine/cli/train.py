@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.markup import escape
 
 from engine.cli.common import (
     JsonOpt,
@@ -19,7 +18,7 @@ from engine.cli.common import (
     err_console,
     guarded,
     out_console,
-    print_json,
+    report_started_job,
 )
 from engine.errors import BadInputError
 from engine.train import registry
@@ -187,19 +186,7 @@ def _start_job(workspace: Path, model: str, requested: dict, run: object, as_jso
     from engine.workspace import Workspace
 
     job = start_train(Workspace(workspace), model, requested, run)  # type: ignore[arg-type]
-    if as_json:
-        print_json(job.to_dict())
-    else:
-        out_console.print(job.id, highlight=False)
-        err_console.print(
-            f"training {model} in the background as job {job.id} ({job.state}); "
-            f"follow it with 'swapdeck jobs attach {job.id} -w {workspace}'",
-            highlight=False,
-        )
-    if job.state == "failed":
-        if not as_json:
-            err_console.print(f"[bold red]error:[/] {escape(job.reason)}", highlight=False)
-        raise typer.Exit(job.exit_code or 1)
+    report_started_job(job, f"training {model}", workspace, as_json)
 
 
 def _rebuild_args(values: dict[str, object]) -> list[str]:
