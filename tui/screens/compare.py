@@ -40,12 +40,13 @@ from textual.worker import Worker, WorkerState
 
 from engine.compare.report import load_report
 from engine.errors import SwapdeckError
-from engine.events import CancelToken, Failed, Finished, Info, Metrics, Progress, Started
+from engine.events import Failed, Finished, Info, Metrics, Progress, Started
 from engine.events import Warning as EngineWarning
 from engine.jobs import Job
 from engine.results import CompareResult
 from engine.train import registry
 from engine.workspace import Workspace
+from tui.following import FollowsJob
 from tui.messages import EngineEvent
 from tui.widgets.path_field import PathField
 from tui.widgets.preview_image import PreviewImage
@@ -115,18 +116,6 @@ def _duration(seconds: float) -> str:
 
 
 @dataclass
-class Attached(Message):
-    generation: int
-    job: Job | None
-
-
-@dataclass
-class FollowEnded(Message):
-    generation: int
-    job: Job
-
-
-@dataclass
 class JobStarted(Message):
     job: Job
 
@@ -146,7 +135,7 @@ class ReportLoaded(Message):
 # ---- the screen ---------------------------------------------------------------------------
 
 
-class CompareScreen(Screen):
+class CompareScreen(FollowsJob, Screen):
     DEFAULT_CSS = """
     CompareScreen #body { height: 1fr; }
     CompareScreen #form { width: 34; padding: 0 1; border-right: solid $panel-lighten-2; }
@@ -184,14 +173,10 @@ class CompareScreen(Screen):
         super().__init__()
         self.workspace = workspace
         self.ws = Workspace(workspace)
-        self.job: Job | None = None  # the job shown (followed, or last followed)
-        self.following = False
         self.starting = False
         self.stopping = False
         self.result: CompareResult | None = None  # the report shown
         self.showing = "sheet"  # or "chart": what the image shows of the report
-        self._cancel: CancelToken | None = None
-        self._generation = 0
         self._models: list[str] = []  # the followed compare's SPECs, in order
         self._info: collections.deque[str] = collections.deque(maxlen=INFO_LINES)
 
@@ -257,55 +242,20 @@ class CompareScreen(Screen):
         if len(self.ws.faceset_names()) < 2:
             self._stage("needs two facesets: extract faces first (f)")
 
-    # ---- following a job ------------------------------------------------------------------
+    # ---- following a job (tui.following finds it, replays and tails it) --------------------
 
-    def on_screen_resume(self) -> None:
-        if not self.following and not self.starting:
-            self._follow_job(None)
+    job_kind = "compare"
 
-    def on_unmount(self) -> None:
-        self._stop_following()  # never the job itself: it runs on without us
+    def _event_message(self, generation: int, event: Any) -> EngineEvent:
+        # The task tells an older follower's events apart, so they are dropped.
+        return EngineEvent(event, f"job{generation}")
 
-    def _follow_job(self, job: Job | None) -> None:
-        self._stop_following()
-        self._generation += 1
-        self._cancel = CancelToken()
-        self._follow_worker(self._generation, job, self._cancel)
-
-    def _stop_following(self) -> None:
-        if self._cancel is not None:
-            self._cancel.cancel()
-            self._cancel = None
-        self.following = False
-
-    @work(thread=True, group="follow")
-    def _follow_worker(self, generation: int, job: Job | None, cancel: CancelToken) -> None:
-        """Find (or take) the running compare, replay its events, then tail it until it ends."""
-        from engine import jobs
-
-        if job is None:
-            job = jobs.active_job(self.ws, kind="compare")
-        self.post_message(Attached(generation, job))
-        if job is None:
-            return
-        task = f"job{generation}"  # events of an older follower are told apart and dropped
-        for event in jobs.follow(self.ws, job.id, cancel):
-            self.post_message(EngineEvent(event, task))
-        if not cancel.cancelled:
-            self.post_message(FollowEnded(generation, jobs.get_job(self.ws, job.id)))
-
-    def on_attached(self, message: Attached) -> None:
-        if message.generation != self._generation:
-            return
-        if message.job is None:
-            self._refresh_state()
-            self._load_soon(quiet=True)
-            return
-        self.job = message.job
-        self.following = True
-        self._fill_from(message.job.spec)
+    def _attached(self, job: Job, history: list[Any]) -> None:
+        self._fill_from(job.spec)
         self._clear_progress()
-        self._refresh_state()
+
+    def _nothing_to_follow(self) -> None:
+        self._load_soon(quiet=True)  # a report already in the folder, if any
 
     def on_engine_event(self, message: EngineEvent) -> None:
         if message.task != f"job{self._generation}" or not self.following:
@@ -371,20 +321,13 @@ class CompareScreen(Screen):
         self._stage(f"finished in {_duration(result.seconds)}")
         self._show_result(result)
 
-    def on_follow_ended(self, message: FollowEnded) -> None:
-        if message.generation != self._generation:
-            return
-        self.job = message.job
-        self.following = False
-        self._cancel = None
-        state = message.job.state
-        if state == "failed" and message.job.reason:
-            self._stage(Text(f"failed: {message.job.reason}", style="red"))
-        elif state == "stopped":
+    def _job_ended(self, job: Job) -> None:
+        if job.state == "failed" and job.reason:
+            self._stage(Text(f"failed: {job.reason}", style="red"))
+        elif job.state == "stopped":
             self._stage("stopped: s starts it again, and it goes on where it stopped")
-        elif state == "finished" and self.result is None:
+        elif job.state == "finished" and self.result is None:
             self._load_soon(quiet=True)  # its Finished event was not read (a torn line)
-        self._refresh_state()
 
     # ---- the form -------------------------------------------------------------------------
 

@@ -26,12 +26,13 @@ from textual.worker import Worker, WorkerState
 
 from engine.config import RunSettings, build, read_toml
 from engine.errors import SwapdeckError
-from engine.events import CancelToken, Failed, Finished, Info, Metrics, Preview, Saved, Started
+from engine.events import Failed, Finished, Info, Metrics, Preview, Saved, Started
 from engine.events import Warning as EngineWarning
 from engine.jobs import Job
 from engine.model_index import read_metrics
 from engine.train import registry
 from engine.workspace import Workspace, check_name
+from tui.following import FollowsJob
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart, Point
 from tui.widgets.preview_image import PreviewImage
@@ -89,18 +90,6 @@ class JobEvents(Message):
         return True
 
 
-class Attached(Message):
-    def __init__(self, generation: int, job: Job | None, history: list[Point]) -> None:
-        super().__init__()
-        self.generation, self.job, self.history = generation, job, history
-
-
-class FollowEnded(Message):
-    def __init__(self, generation: int, job: Job) -> None:
-        super().__init__()
-        self.generation, self.job = generation, job
-
-
 class History(Message):
     def __init__(self, model: str, records: list[dict[str, Any]]) -> None:
         super().__init__()
@@ -122,7 +111,7 @@ class Note(Message):
 # ---- the screen ---------------------------------------------------------------------------
 
 
-class TrainScreen(Screen):
+class TrainScreen(FollowsJob, Screen):
     DEFAULT_CSS = """
     TrainScreen #body { height: 1fr; }
     TrainScreen #form { width: 32; padding: 0 1; border-right: solid $panel-lighten-2; }
@@ -156,12 +145,8 @@ class TrainScreen(Screen):
         super().__init__()
         self.workspace = workspace
         self.ws = Workspace(workspace)
-        self.job: Job | None = None  # the job shown (followed, or last followed)
-        self.following = False
         self.stopping = False
         self.starting = False
-        self._cancel: CancelToken | None = None
-        self._generation = 0
         self._view = StatsView()
         self._preview_due: Path | None = None
         self._preview_read = 0.0
@@ -269,63 +254,27 @@ class TrainScreen(Screen):
             self._status("needs two facesets: extract faces first")
         self._model_changed(self.query_one("#model", Input).value)
 
-    # ---- following a job --------------------------------------------------------------------
+    # ---- following a job (tui.following finds it, replays and tails it) --------------------
 
-    def on_screen_resume(self) -> None:
-        if not self.following and not self.starting:
-            self._follow_job(None)
+    job_kind = "train"
 
-    def on_unmount(self) -> None:
-        self._stop_following()  # never the job itself: it runs on without us
-
-    def _follow_job(self, job: Job | None) -> None:
-        self._stop_following()
-        self._generation += 1
-        self._cancel = CancelToken()
-        self._follow_worker(self._generation, job, self._cancel)
-
-    def _stop_following(self) -> None:
-        if self._cancel is not None:
-            self._cancel.cancel()
-            self._cancel = None
-        self.following = False
-
-    @work(thread=True, group="follow")
-    def _follow_worker(self, generation: int, job: Job | None, cancel: CancelToken) -> None:
-        """Find (or take) the running job, replay its history, then tail it until it ends."""
-        from engine import jobs
-
-        if job is None:
-            job = jobs.active_job(self.ws)
-        if job is None:
-            self.post_message(Attached(generation, None, []))
-            return
+    def _history_of(self, job: Job) -> list[Point]:
         # Earlier runs of the model are only in metrics.jsonl; this run's events replay after.
-        earlier = points_of(read_metrics(self.ws.model_dir(job.model) / "metrics.jsonl"))
-        self.post_message(Attached(generation, job, earlier))
-        for event in jobs.follow(self.ws, job.id, cancel):
-            self.post_message(JobEvents(generation, [event]))
-        if not cancel.cancelled:
-            self.post_message(FollowEnded(generation, jobs.get_job(self.ws, job.id)))
+        return points_of(read_metrics(self.ws.model_dir(job.model) / "metrics.jsonl"))
 
-    def on_attached(self, message: Attached) -> None:
-        if message.generation != self._generation:
-            return
-        if message.job is None:
-            self._refresh_state()
-            return
-        self.job = message.job
-        self.following = True
+    def _event_message(self, generation: int, event: Any) -> JobEvents:
+        return JobEvents(generation, [event])
+
+    def _attached(self, job: Job, history: list[Point]) -> None:
         self._view = StatsView()
-        self._set_model(message.job.model)
+        self._set_model(job.model)
         chart = self.query_one(LossChart)
         chart.clear_points()
-        chart.add_points(message.history)
-        if message.history:
-            step, a, b = message.history[-1]
+        chart.add_points(history)
+        if history:
+            step, a, b = history[-1]
             self._view = StatsView(step=step, loss_a=a, loss_b=b)
-        self._show_preview_soon(self.ws.model_dir(message.job.model) / "previews" / "latest.png")
-        self._refresh_state()
+        self._show_preview_soon(self.ws.model_dir(job.model) / "previews" / "latest.png")
 
     def on_job_events(self, message: JobEvents) -> None:
         if message.generation != self._generation:
@@ -365,15 +314,9 @@ class TrainScreen(Screen):
         self.query_one(LossChart).add_points(points)
         self.query_one(TrainStats).show(view)
 
-    def on_follow_ended(self, message: FollowEnded) -> None:
-        if message.generation != self._generation:
-            return
-        self.job = message.job
-        self.following = False
-        self._cancel = None
-        if message.job.state == "failed" and message.job.reason:
-            self._status(f"failed: {message.job.reason}", "red")
-        self._refresh_state()
+    def _job_ended(self, job: Job) -> None:
+        if job.state == "failed" and job.reason:
+            self._status(f"failed: {job.reason}", "red")
 
     # ---- previews: read at most every few seconds, however many events named one ---------
 
