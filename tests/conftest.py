@@ -42,6 +42,37 @@ def tiny_model(sample_workspace: Workspace) -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def sample_compare(sample_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory):
+    """One finished `compare` of two tiny models ("tiny", "tiny:size=48"), 64 training
+    examples each, converting one second of the sample clip, in a workspace of its own:
+    (workspace, config, result, events). Run once for the engine's and the wizard's tests."""
+    import shutil
+
+    from clips import short_clip
+
+    from engine.compare.run import compare
+    from engine.config import CompareConfig
+
+    root = tmp_path_factory.mktemp("compare")
+    ws = Workspace(root / "ws")
+    shutil.copytree(sample_workspace.facesets_dir, ws.root / "facesets")
+    config = build(
+        CompareConfig,
+        faceset_a="a",
+        faceset_b="b",
+        models=["tiny", "tiny:size=48"],
+        clip=short_clip(root / "clip.mp4", 1.0),
+        budget="64",
+        report=ws.compares_dir / "pair",
+        backend="dlib",
+        device="cpu",
+        sheet_frames=2,
+    )
+    events: list = []
+    return ws, config, compare(config, ws, events.append), events
+
+
 @pytest.fixture
 def facesets_ws(sample_workspace: Workspace, tmp_path: Path) -> Path:
     """A private workspace holding copies of the sample facesets `a` and `b`, no models:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Footer, Header, Static
 
 from engine import jobs
-from engine.compare.run import compare, plan
+from engine.compare.run import plan
 from engine.config import CompareConfig, build
 from engine.errors import SwapdeckError
 from engine.results import CompareResult
@@ -40,21 +39,10 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def compared(sample_workspace: Workspace, clip: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A workspace holding one finished compare (engine.compare, run once): its report."""
-    root = tmp_path_factory.mktemp("compared") / "ws"
-    root.mkdir()
-    shutil.copytree(sample_workspace.facesets_dir, root / "facesets")
-    config = build(
-        CompareConfig,
-        faceset_a="a",
-        faceset_b="b",
-        models=[MODELS],
-        clip=clip,
-        budget="64",
-        report=root / "compares" / "pair",
-    )
-    return root, compare(config, Workspace(root))
+def compared(sample_compare) -> tuple[Path, CompareResult]:
+    """A workspace holding one finished compare (tests/conftest.py runs it once)."""
+    ws, _, result, _ = sample_compare
+    return ws.root, result
 
 
 @pytest.fixture

@@ -61,14 +61,11 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def compared(sample_workspace, tmp_path_factory):
-    root = tmp_path_factory.mktemp("compare")
-    ws = _workspace(sample_workspace, root / "ws")
-    clip = short_clip(root / "clip.mp4", 1.0)
-    config = _config(ws, clip, "two-tiny")
-    events = Recorder()
-    result = compare(config, ws, events)
-    return ws, config, result, events
+def compared(sample_compare):
+    ws, config, result, events = sample_compare
+    recorder = Recorder()
+    recorder.events = events
+    return ws, config, result, recorder
 
 
 def test_both_models_train_to_the_same_budget_and_are_scored(compared):
@@ -295,31 +292,38 @@ def test_a_new_family_joins_through_the_registry_in_a_detached_job(
         registry.unregister(INFO.name)
 
 
-def test_several_devices_train_side_by_side(sample_workspace, tmp_path):
+def test_several_devices_train_side_by_side(sample_workspace, tmp_path, monkeypatch):
     """`--device cpu,cpu` stands in for two GPUs: one training process per device, both
-    started before either ends; convert and score then follow one by one."""
-    ws = _workspace(sample_workspace, tmp_path / "ws")
-    clip = short_clip(tmp_path / "clip.mp4", 0.4)
-    config = _config(ws, clip, "pair", models=["tiny:size=32", "tiny:size=48"], device="cpu,cpu")
-    events = Recorder()
-    result = compare(config, ws, events)
+    started before either ends. (Throwaway models: they train fast and convert nothing.)"""
+    monkeypatch.setenv("PYTHONPATH", str(TRAIN_TESTS))
+    monkeypatch.setenv("SWAPDECK_FAMILIES", "throwaway_family")
+    monkeypatch.syspath_prepend(str(TRAIN_TESTS))
+    from throwaway_family import INFO, Throwaway
+
+    from engine.train import registry
+
+    registry.register(INFO, Throwaway)
+    try:
+        ws = _workspace(sample_workspace, tmp_path / "ws")
+        clip = short_clip(tmp_path / "clip.mp4", 0.4)
+        models = ["throwaway:width=2", "throwaway:width=3"]
+        config = _config(ws, clip, "pair", models=models, budget="40", device="cpu,cpu")
+        events = Recorder()
+        result = compare(config, ws, events)
+    finally:
+        registry.unregister(INFO.name)
     said = [
-        (e.type, getattr(e, "message", ""), getattr(e, "stage", ""))
+        (getattr(e, "message", ""), getattr(e, "stage", ""))
         for e in events.events
         if e.type in ("info", "finished")
     ]
-    starts = [i for i, (_, message, _) in enumerate(said) if "side by side" in message]
-    first_end = next(i for i, (kind, _, stage) in enumerate(said) if stage == "train")
+    starts = [i for i, (message, _) in enumerate(said) if "side by side" in message]
+    first_end = next(i for i, (_, stage) in enumerate(said) if stage == "train")
     assert len(starts) == 2 and max(starts) < first_end
-    assert [m.steps for m in result.models] == [2, 2]
-    assert all(m.device == "cpu" and m.convert is not None for m in result.models)
+    assert [m.steps for m in result.models] == [10, 10]
+    assert [m.structure.parameters > 0 for m in result.models] == [True, True]
+    assert all(m.device == "cpu" for m in result.models)
     assert result.devices == ["cpu", "cpu"]
     assert "side by side on cpu, cpu" in (config.report / "report.md").read_text()
-    for m in result.models:
-        assert (
-            config.report / "logs" / f"{m.spec.replace(':', '-').replace('=', '-')}.log"
-        ).exists()
-    # A rerun finds both trained.
-    again = Recorder()
-    compare(config, ws, again)
-    assert "train" not in again.stages("started")
+    for slug in ("throwaway-width-2", "throwaway-width-3"):
+        assert (config.report / "logs" / f"{slug}.log").exists()
