@@ -287,4 +287,4 @@ class CompareResult(_Frozen):
     models: list[CompareModelResult]
     best: dict[str, list[str]] = Field(description="per results column, the best SPEC(s)")
     seconds: float = Field(description="time all runs of this compare took, resumes included")
-    runs: int = Field(description="how many runs it took (1 unless stopped and resumed)")
+    runs: int = Field(description="runs it took: every rerun counts (after a stop, or not)")

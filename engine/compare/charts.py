@@ -126,7 +126,8 @@ def _line_styles(series: Sequence[LossSeries]) -> dict[str, str]:
 
 # The zoom box is the largest face's detector box grown this much around its centre,
 # so hair line, chin and the blend's edge are in view.
-ZOOM = 1.6
+# The face box (brows to chin) with a margin: the swapped region and a little around it.
+ZOOM = 1.25
 # Without a face, the zoom row shows a centred square this fraction of the shorter side.
 CENTRE_FRACTION = 0.5
 # Detection runs on frames shrunk to this longer side at most: HOG's time grows with the

@@ -223,7 +223,7 @@ def _markdown(result: CompareResult, cols: Sequence[Column], budget: Budget) -> 
         f"seed {result.seed} for every model",
         f"- device: {', '.join(devices) or 'models trained before this compare'}",
         f"- took {result.seconds / 60:.1f} min in all"
-        + (f", over {result.runs} runs (stopped and resumed)" if result.runs > 1 else ""),
+        + (f", over {result.runs} runs" if result.runs > 1 else ""),
         "",
         "Rerun it (models already trained to their budget are not trained again):",
         "",

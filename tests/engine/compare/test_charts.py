@@ -18,6 +18,7 @@ from engine.compare.charts import (
     CHART_DPI,
     CHART_INCHES,
     COLOURS,
+    ZOOM,
     LossSeries,
     SheetLayout,
     contact_sheet,
@@ -152,11 +153,10 @@ def test_contact_sheet_shows_the_same_frames_of_every_video(tmp_path, outputs):
         assert _diff(zoom, cut) < 1.0
         assert _diff(zoom, orig) > 10
         assert _diff(_cell(sheet, layout.zoom_cell(row, 1)), 255 - zoom) < 6.0
-        # The square is the face's box grown 1.6x (this close-up's face fills most of
-        # the frame, so it is moved to stay inside it).
+        # The square is the face's box grown ZOOM times (moved to stay inside the frame).
         face = max(backend.detect(frame), key=lambda d: d.width * d.height).box
         assert x0 <= face[0] and y0 <= face[1] and face[2] <= x1 and face[3] <= y1
-        assert abs((x1 - x0) - min(384, 1.6 * (face[2] - face[0]))) <= 2
+        assert abs((x1 - x0) - min(384, ZOOM * (face[2] - face[0]))) <= 2
 
 
 def test_contact_sheet_uses_only_frames_every_video_has(tmp_path, outputs):
@@ -234,8 +234,8 @@ class _TwoBoxes(FaceBackend):
 
 def test_contact_sheet_zooms_on_the_largest_box_not_the_first(tmp_path):
     info = contact_sheet(CLIP, [], tmp_path / "s.png", frames=2, backend=_TwoBoxes())
-    # The 100 px box grown 1.6x about its centre (250, 200): 160 px.
-    assert info.boxes == [(170, 120, 330, 280)] * 2
+    # The 100 px box grown 1.25x about its centre (250, 200): 125 px.
+    assert ZOOM == 1.25 and info.boxes == [(188, 138, 313, 263)] * 2
     assert info.face_found == [True, True]
 
 
