@@ -19,37 +19,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import av
-
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from clips import short_clip  # noqa: E402  (the tests' clip cutter: video re-encoded, audio kept)
+
 FOOTAGE = ROOT.parent / "shared" / "footage"
 SWAPDECK = [sys.executable, "-m", "engine.cli"]
-
-
-def first_seconds(src: Path, dst: Path, seconds: float) -> Path:
-    """The first `seconds` of `src`: video re-encoded (H.264), audio packets copied."""
-    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
-        vin, ain = inp.streams.video[0], inp.streams.audio[0]
-        vout = out.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height = vin.codec_context.width, vin.codec_context.height
-        vout.pix_fmt = "yuv420p"
-        aout = out.add_stream_from_template(ain)
-        for packet in inp.demux(vin, ain):
-            if packet.pts is None:
-                continue
-            if packet.stream is ain:
-                if float(packet.pts * packet.time_base) < seconds:
-                    packet.stream = aout
-                    out.mux(packet)
-                continue
-            for frame in packet.decode():
-                if frame.time is not None and frame.time < seconds:
-                    frame.pict_type = av.video.frame.PictureType.NONE
-                    for p in vout.encode(frame):
-                        out.mux(p)
-        for p in vout.encode():
-            out.mux(p)
-    return dst
 
 
 def run(*args: str) -> None:
@@ -71,7 +47,7 @@ def main() -> None:
             "--backend", "dlib")  # fmt: skip
     clip = ws / "talk_d6_6s.mp4"
     if not clip.exists():
-        first_seconds(FOOTAGE / "talk_d6.mp4", clip, 6.0)
+        short_clip(clip, 6.0, FOOTAGE / "talk_d6.mp4")
     report = ws / "compares" / "footage"
     run("compare", "-w", str(ws), "-a", "d6", "-b", "d3", "--models", args.models,
         "--clip", str(clip), "--budget", args.budget, "-o", str(report),

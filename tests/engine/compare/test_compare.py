@@ -243,75 +243,69 @@ def test_the_cli_refuses_a_bad_spec_in_one_line(sample_workspace, tmp_path):
 TRAIN_TESTS = Path(__file__).resolve().parents[1] / "train"
 
 
+@pytest.fixture
+def throwaway(monkeypatch):
+    """The throwaway plug-in family of the training-seam tests, known here and, through
+    the environment, to the jobs and training processes compare starts."""
+    monkeypatch.setenv("PYTHONPATH", str(TRAIN_TESTS))
+    monkeypatch.setenv("SWAPDECK_FAMILIES", "throwaway_family")
+    monkeypatch.syspath_prepend(str(TRAIN_TESTS))
+    from throwaway_family import INFO, Throwaway
+
+    from engine.train import registry
+
+    registry.register(INFO, Throwaway)
+    yield INFO
+    registry.unregister(INFO.name)
+
+
 def test_a_new_family_joins_through_the_registry_in_a_detached_job(
-    sample_workspace, tmp_path, monkeypatch
+    sample_workspace, tmp_path, throwaway
 ):
     """The throwaway family of the training-seam tests (a plug-in: compare has no code for
     it) is trained to the budget, measured and reported; its models do not convert footage,
     so it has no video, scores or contact sheet."""
     from engine import jobs
 
-    monkeypatch.setenv("PYTHONPATH", str(TRAIN_TESTS))
-    monkeypatch.setenv("SWAPDECK_FAMILIES", "throwaway_family")
-    monkeypatch.syspath_prepend(str(TRAIN_TESTS))
-    from throwaway_family import INFO, Throwaway
-
-    from engine.train import registry
-
-    registry.register(INFO, Throwaway)
-    try:
-        ws = _workspace(sample_workspace, tmp_path / "ws")
-        clip = short_clip(tmp_path / "clip.mp4", 0.4)
-        report = tmp_path / "report"
-        args = [
-            "compare", "-w", ws.root, "-a", "a", "-b", "b", "--models", "throwaway:width=2",
-            "--clip", clip, "--budget", "40", "-o", report, "--device", "cpu",
-        ]  # fmt: skip
-        started = swapdeck(*args, "--detach", "--json")
-        assert started.exit_code == 0, started.output
-        job_id = json.loads(started.output)["id"]
-        events = list(jobs.follow(ws, job_id))
-        job = jobs.get_job(ws, job_id)
-        assert job.state == "finished", jobs.read_log(ws, job_id)
-        assert job.kind == "compare" and job.model == "report"
-        assert events[-1].type == "finished" and events[-1].stage == "compare"
-        result = CompareResult.model_validate(events[-1].result)
-        (model,) = result.models
-        assert model.structure.family == "throwaway" and model.structure.parameters > 0
-        assert (model.steps, model.examples) == (10, 40)  # 4 faces a step
-        assert model.losses.keys() == {"recon"}
-        assert model.convert is None and model.score is None and result.sheet is None
-        text = (report / "report.md").read_text()
-        assert "| throwaway:width=2 | throwaway | throwaway |" in text
-        assert "Not converted" in text and "Contact sheet" not in text
-        # The same command in the foreground resumes: nothing left to train.
-        again = swapdeck(*args, "--json")
-        assert again.exit_code == 0, again.output
-        assert '"stage":"train"' not in again.output.replace(" ", "")
-    finally:
-        registry.unregister(INFO.name)
+    ws = _workspace(sample_workspace, tmp_path / "ws")
+    clip = short_clip(tmp_path / "clip.mp4", 0.4)
+    report = tmp_path / "report"
+    args = [
+        "compare", "-w", ws.root, "-a", "a", "-b", "b", "--models", "throwaway:width=2",
+        "--clip", clip, "--budget", "40", "-o", report, "--device", "cpu",
+    ]  # fmt: skip
+    started = swapdeck(*args, "--detach", "--json")
+    assert started.exit_code == 0, started.output
+    job_id = json.loads(started.output)["id"]
+    events = list(jobs.follow(ws, job_id))
+    job = jobs.get_job(ws, job_id)
+    assert job.state == "finished", jobs.read_log(ws, job_id)
+    assert job.kind == "compare" and job.model == "report"
+    assert events[-1].type == "finished" and events[-1].stage == "compare"
+    result = CompareResult.model_validate(events[-1].result)
+    (model,) = result.models
+    assert model.structure.family == "throwaway" and model.structure.parameters > 0
+    assert (model.steps, model.examples) == (10, 40)  # 4 faces a step
+    assert model.losses.keys() == {"recon"}
+    assert model.convert is None and model.score is None and result.sheet is None
+    text = (report / "report.md").read_text()
+    assert "| throwaway:width=2 | throwaway | throwaway |" in text
+    assert "Not converted" in text and "Contact sheet" not in text
+    # The same command in the foreground resumes: nothing left to train.
+    again = swapdeck(*args, "--json")
+    assert again.exit_code == 0, again.output
+    assert '"stage":"train"' not in again.output.replace(" ", "")
 
 
-def test_several_devices_train_side_by_side(sample_workspace, tmp_path, monkeypatch):
+def test_several_devices_train_side_by_side(sample_workspace, tmp_path, throwaway):
     """`--device cpu,cpu` stands in for two GPUs: one training process per device, both
     started before either ends. (Throwaway models: they train fast and convert nothing.)"""
-    monkeypatch.setenv("PYTHONPATH", str(TRAIN_TESTS))
-    monkeypatch.setenv("SWAPDECK_FAMILIES", "throwaway_family")
-    monkeypatch.syspath_prepend(str(TRAIN_TESTS))
-    from throwaway_family import INFO, Throwaway
-
-    from engine.train import registry
-
-    registry.register(INFO, Throwaway)
-    try:
-        ws = _workspace(sample_workspace, tmp_path / "ws")
-        clip = short_clip(tmp_path / "clip.mp4", 0.4)
-        models = ["throwaway:width=2", "throwaway:width=3"]
-        config = _config(ws, clip, "pair", models=models, budget="40", device="cpu,cpu")
-        events = Recorder()
-        result = compare(config, ws, events)
-    finally:
-        registry.unregister(INFO.name)
+    ws = _workspace(sample_workspace, tmp_path / "ws")
+    clip = short_clip(tmp_path / "clip.mp4", 0.4)
+    models = ["throwaway:width=2", "throwaway:width=3"]
+    config = _config(ws, clip, "pair", models=models, budget="40", device="cpu,cpu")
+    events = Recorder()
+    result = compare(config, ws, events)
     said = [
         (getattr(e, "message", ""), getattr(e, "stage", ""))
         for e in events.events
