@@ -45,7 +45,7 @@ def tiny_model(sample_workspace: Workspace) -> str:
 @pytest.fixture(scope="session")
 def sample_compare(sample_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory):
     """One finished `compare` of two tiny models ("tiny", "tiny:size=48"), 64 training
-    examples each, converting one second of the sample clip, in a workspace of its own:
+    examples each, converting 0.6 s of the sample clip, in a workspace of its own:
     (workspace, config, result, events). Run once for the engine's and the wizard's tests."""
     import shutil
 
@@ -62,7 +62,7 @@ def sample_compare(sample_workspace: Workspace, tmp_path_factory: pytest.TempPat
         faceset_a="a",
         faceset_b="b",
         models=["tiny", "tiny:size=48"],
-        clip=short_clip(root / "clip.mp4", 1.0),
+        clip=short_clip(root / "clip.mp4", 0.6),
         budget="64",
         report=ws.compares_dir / "pair",
         backend="dlib",

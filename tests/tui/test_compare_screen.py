@@ -1,7 +1,7 @@
 """The Compare screen with the real engine: the form's checks, a report shown, a job followed.
 
 Compares here are real and tiny: two tiny models ("tiny" and "tiny:size=48") trained on
-the sample facesets for a few steps, each converting one second of the sample clip.
+the sample facesets for a few steps, each converting 0.6 s of the sample clip.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ MODELS = "tiny,tiny:size=48"
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One second of the sample clip: convert and score stay quick."""
-    return short_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", 1.0)
+    """0.6 s of the sample clip: convert and score stay quick."""
+    return short_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", 0.6)
 
 
 @pytest.fixture(scope="module")
