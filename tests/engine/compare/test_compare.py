@@ -164,6 +164,27 @@ def test_a_rerun_trains_and_converts_nothing_again(compared):
     assert again.runs == first.runs + 1
 
 
+def test_an_existing_model_is_compared_as_it_is(compared):
+    """`model:NAME` names a model already trained: converted and scored, never trained."""
+    ws, config, first, _ = compared
+    trained = first.models[0]
+    checkpoint = ws.model_dir(trained.model) / "checkpoint.safetensors"
+    stamp = checkpoint.stat().st_mtime_ns
+    events = Recorder()
+    other = config.model_copy(
+        update={"models": [f"model:{trained.model}"], "report": ws.compares_dir / "existing"}
+    )
+    result = compare(other, ws, events)
+    (model,) = result.models
+    assert "train" not in events.stages("started") and checkpoint.stat().st_mtime_ns == stamp
+    assert (model.model, model.trained_here, model.steps) == (trained.model, False, 2)
+    assert model.train_seconds is None and model.examples == trained.examples
+    assert model.losses == pytest.approx(trained.losses, rel=1e-4)  # its metrics' last line
+    assert model.score is not None and model.score.model == trained.model
+    text = (other.report / "report.md").read_text()
+    assert f"compared as they are (not trained here): model:{trained.model}" in text
+
+
 def test_a_stopped_compare_resumes_where_it_stopped(sample_workspace, tmp_path):
     ws = _workspace(sample_workspace, tmp_path / "ws")
     clip = short_clip(tmp_path / "clip.mp4", 0.6)
