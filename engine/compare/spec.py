@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 from engine.errors import BadInputError
 from engine.train.registry import FamilyInfo, Preset, families, presets
@@ -158,12 +158,9 @@ class Budget:
 
     def describe(self) -> str:
         if self.kind == "seconds":
-            minutes = self.amount / 60
-            return (
-                f"{minutes:g} min of training each"
-                if self.amount >= 60
-                else (f"{self.amount:g} s of training each")
-            )
+            if self.amount >= 60:
+                return f"{self.amount / 60:g} min of training each"
+            return f"{self.amount:g} s of training each"
         return f"{int(self.amount):,} training examples each"
 
     def steps(self, examples_per_step: int) -> int:
@@ -193,8 +190,3 @@ def model_name(compare: str, spec: ModelSpec) -> str:
     if spec.existing:
         return spec.existing
     return check_name(f"{compare}-{spec.slug}"[:64].rstrip("-."), "model name")
-
-
-def plain(values: dict[str, Any]) -> dict[str, Any]:
-    """Options as JSON keeps them (for the report)."""
-    return {k: v if isinstance(v, int | float | bool | str) else str(v) for k, v in values.items()}
