@@ -110,6 +110,28 @@ class ConvertConfig(StageConfig):
         return None if value is None else _name_validator("faceset name")(cls, value)
 
 
+class ReenactConfig(StageConfig):
+    """What `swapdeck reenact` was asked to do: SOURCE portrait(s) moved by a DRIVING video."""
+
+    source: Path = Field(description="a portrait image, or a folder of them (one output each)")
+    driving: Path = Field(description="the video whose motion the portrait follows")
+    output: Path = Field(description="the video written (a folder when SOURCE is a folder)")
+    model: str
+    relative: bool = Field(True, description="motion relative to the driving video's first frame")
+    adapt_scale: bool = Field(False, description="scale motion by the keypoint hulls' areas")
+    best_frame: bool = Field(False, description="start from the driving frame nearest the source")
+    paste_back: bool = Field(False, description="paste the face back into the whole portrait")
+    start: float | None = Field(None, ge=0.0, description="first second of the driving video")
+    end: float | None = Field(None, gt=0.0, description="second of the driving video to stop at")
+    preview_frames: int = Field(0, ge=0, le=32, description="only render N before/after frames")
+    overwrite: bool = False
+    backend: Literal["auto", "fan", "dlib", "mediapipe"] = "auto"
+    batch_size: int = Field(8, ge=1, le=256, description="frames animated per model batch")
+    device: str = "auto"
+
+    _m = field_validator("model")(classmethod(_name_validator("model name")))
+
+
 class CompareConfig(StageConfig):
     """What `swapdeck compare` was asked to do (engine.compare reads its SPECs and budget)."""
 

@@ -72,6 +72,33 @@ class ConvertPreviewResult(_Frozen):
     preview: Literal[True] = True
 
 
+class ReenactResult(_Frozen):
+    """A portrait (or each portrait of a folder) moved by a driving video."""
+
+    outputs: list[str] = Field(description="one video per source portrait")
+    frames: int = Field(description="driving frames animated (per output)")
+    shots: int = Field(description="shots of the driving video, each cropped with its own box")
+    frames_without_face: int = Field(description="driving frames of shots where no face was found")
+    start_frame: int = Field(description="driving frame the motion was measured from")
+    seconds: float
+    frames_per_s: float
+    audio_streams: int
+    preview: str | None = Field(None, exclude_if=_absent_if_none)
+
+
+class ImportResult(_Frozen):
+    """A published checkpoint written as a swapdeck model."""
+
+    model: str
+    family: str
+    preset: str
+    source: str
+    tensors: int = Field(description="tensors written to the model's checkpoint")
+    skipped: list[str] = Field(description="parts of the file not needed (optimizers, ...)")
+    epoch: int | None = None
+    checkpoint: str
+
+
 # ---- train -----------------------------------------------------------------------------------
 
 

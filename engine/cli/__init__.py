@@ -8,7 +8,20 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli import compare, convert, demo, doctor, extract, faceset, jobs, score, train, verify
+from engine.cli import (
+    compare,
+    convert,
+    demo,
+    doctor,
+    extract,
+    faceset,
+    import_,
+    jobs,
+    reenact,
+    score,
+    train,
+    verify,
+)
 
 app = typer.Typer(
     name="swapdeck",
@@ -24,6 +37,8 @@ app.add_typer(jobs.app, name="jobs")
 app.command("convert")(convert.convert_command)
 app.command("score")(score.score_command)
 app.command("compare", epilog=compare.EPILOG)(compare.compare_command)
+app.command("reenact")(reenact.reenact_command)
+app.add_typer(import_.app, name="import")
 app.command("verify")(verify.verify_command)
 app.command("doctor")(doctor.doctor_command)
 app.command("demo")(demo.demo_command)

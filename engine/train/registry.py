@@ -26,7 +26,7 @@ from engine.workspace import check_name
 # Packages whose FAMILY ships with swapdeck; more can be added with `register`, or
 # named (comma-separated modules with a FAMILY) in this variable of the caller's
 # environment, so that detached jobs and torchrun workers know them too.
-BUILTIN = ("engine.train.families.autoencoder",)
+BUILTIN = ("engine.train.families.autoencoder", "engine.train.families.fomm")
 PLUGINS_ENV = "SWAPDECK_FAMILIES"
 
 OptionKind = Literal["int", "float", "str", "bool", "faceset"]
