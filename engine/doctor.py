@@ -227,6 +227,40 @@ def check_mediapipe() -> Check:
     )
 
 
+def check_vgg19() -> Check:
+    """VGG-19's ImageNet weights, which only training a fomm model needs (its perceptual
+    loss); they are never downloaded, so say which file goes where. Only presence is
+    checked: reading the 550 MB file is left to training."""
+    if importlib.util.find_spec("torch") is None:
+        return Check(
+            name="vgg19",
+            ok=False,
+            detail="torch is not installed",
+            hint="install torch",
+            required=False,
+        )
+    from engine.train.families.fomm.vgg import WEIGHTS_FILE, weights_status
+
+    found, path = weights_status()
+    if found:
+        size = path.stat().st_size / 2**20
+        return Check(
+            name="vgg19",
+            ok=True,
+            detail=f"VGG-19 weights at {path} ({size:.0f} MB), for training fomm models",
+            required=False,
+        )
+    return Check(
+        name="vgg19",
+        ok=False,
+        detail=f"{WEIGHTS_FILE} not in {path.parent}: fomm models cannot be trained "
+        "(importing and reenacting need no VGG)",
+        hint=f"copy torchvision's {WEIGHTS_FILE} into {path.parent}, "
+        "or give 'swapdeck train --vgg-weights PATH'",
+        required=False,
+    )
+
+
 def _first_encoder(av: ModuleType, names: tuple[str, ...]) -> str | None:
     for name in names:
         try:
@@ -317,7 +351,8 @@ def _guarded(name: str, check: Callable[[], Check], required: bool) -> Check:
 
 
 def run_doctor(workspace: Path | None = None) -> DoctorReport:
-    """Check Python, torch, GPU, face backends, PyAV and (if given) the workspace."""
+    """Check Python, torch, GPU, face backends, PyAV, VGG-19 (fomm training) and (if given)
+    the workspace."""
     # (name, check, whether it alone can fail the report)
     checks: list[tuple[str, Callable[[], Check], bool]] = [
         ("python", check_python, True),
@@ -327,6 +362,7 @@ def run_doctor(workspace: Path | None = None) -> DoctorReport:
         ("fan", check_fan, False),
         ("mediapipe", check_mediapipe, False),
         ("pyav", check_pyav, True),
+        ("vgg19", check_vgg19, False),
     ]
     if workspace is not None:
         checks.append(("workspace", lambda: check_workspace(workspace), True))

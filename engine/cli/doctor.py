@@ -19,7 +19,7 @@ def doctor_command(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check Python, torch, GPU, face backends, video codecs and the workspace."""
+    """Check Python, torch, GPU, face backends, video codecs, VGG-19 and the workspace."""
     from engine.doctor import run_doctor
 
     report = run_doctor(workspace)

@@ -18,7 +18,7 @@ from engine import doctor
 from engine.doctor import Check, DoctorReport, run_doctor
 from engine.faces.backends.fan import WEIGHT_FILES
 
-BASE_CHECKS = ["python", "torch", "gpu", "dlib", "fan", "mediapipe", "pyav"]
+BASE_CHECKS = ["python", "torch", "gpu", "dlib", "fan", "mediapipe", "pyav", "vgg19"]
 
 
 @pytest.fixture
