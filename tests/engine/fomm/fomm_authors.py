@@ -8,10 +8,13 @@ fails the import tests instead of agreeing with itself.
 
 from __future__ import annotations
 
+import builtins
 import math
-import pickle
+import os
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,6 +28,15 @@ VOX = {
     "dm": {"block_expansion": 64, "max_features": 1024, "num_blocks": 5},
     "gen": {"block_expansion": 64, "max_features": 512, "down": 2, "bottleneck": 6},
     "scale_factor": 0.25,
+}
+
+# swapdeck's fomm-small preset in the same terms: a small file for the refusal tests.
+SMALL = {
+    "num_kp": 10,
+    "kp": {"block_expansion": 16, "max_features": 128, "num_blocks": 3},
+    "dm": {"block_expansion": 16, "max_features": 128, "num_blocks": 3},
+    "gen": {"block_expansion": 16, "max_features": 128, "down": 2, "bottleneck": 2},
+    "scale_factor": 0.5,
 }
 
 Shapes = dict[str, tuple[int, ...]]
@@ -114,7 +126,9 @@ def _blur(scale: float) -> torch.Tensor:
     return (kernel / kernel.sum()).expand(3, 1, size, size).clone()
 
 
-def random_state(shapes: Shapes, gen: torch.Generator) -> OrderedDict[str, torch.Tensor]:
+def random_state(
+    shapes: Shapes, gen: torch.Generator, scale_factor: float
+) -> OrderedDict[str, torch.Tensor]:
     """Weights that keep activations in range (He-scaled convs, unit batch norms), near-
     identity Jacobians, the real blur kernels; batch norm statistics as a trained net has."""
     state: OrderedDict[str, torch.Tensor] = OrderedDict()
@@ -122,7 +136,7 @@ def random_state(shapes: Shapes, gen: torch.Generator) -> OrderedDict[str, torch
         if name.endswith("num_batches_tracked"):
             state[name] = torch.tensor(1000, dtype=torch.long)
         elif name.endswith("down.weight"):
-            state[name] = _blur(VOX["scale_factor"])
+            state[name] = _blur(scale_factor)
         elif name.endswith("running_var"):
             state[name] = 1 + 0.1 * torch.rand(shape, generator=gen)
         elif name.endswith(("norm.weight", "norm1.weight", "norm2.weight")):
@@ -141,12 +155,13 @@ def random_state(shapes: Shapes, gen: torch.Generator) -> OrderedDict[str, torch
     return state
 
 
-def authors_checkpoint(seed: int = 0) -> dict:
+def authors_checkpoint(cfg: dict = VOX, seed: int = 0) -> dict:
     """The authors' checkpoint dict: both networks, a discriminator, an optimizer, epoch."""
     gen = torch.Generator().manual_seed(seed)
+    scale = cfg["scale_factor"]
     return {
-        "generator": random_state(generator_shapes(), gen),
-        "kp_detector": random_state(kp_detector_shapes(), gen),
+        "generator": random_state(generator_shapes(cfg), gen, scale),
+        "kp_detector": random_state(kp_detector_shapes(cfg), gen, scale),
         "discriminator": OrderedDict(
             {
                 "discs.1.down_blocks.0.conv.bias": torch.zeros(32),
@@ -186,28 +201,34 @@ def save(data: object, path: Path, legacy: bool = False) -> Path:
 
 
 class Payload:
-    """Unpickling this runs `os.system(command)`: what a hostile checkpoint plants."""
+    """Unpickling this calls `func(*args)`: what a hostile checkpoint plants."""
 
-    def __init__(self, command: str) -> None:
-        self.command = command
+    def __init__(self, func: Callable[..., Any], *args: Any) -> None:
+        self.func, self.args = func, args
 
     def __reduce__(self) -> tuple:
-        import os
-
-        return (os.system, (self.command,))
+        return (self.func, self.args)
 
 
-def hostile_checkpoint(path: Path, marker: Path, legacy: bool = False) -> Path:
-    """A plausible checkpoint with the payload hidden among its entries."""
-    data = {
-        "generator": OrderedDict({"first.conv.bias": torch.zeros(64)}),
-        "kp_detector": OrderedDict({"kp.bias": torch.zeros(10)}),
-        "epoch": Payload(f"touch {marker}"),
+def payloads(marker: Path) -> dict[str, Payload]:
+    """Two ways of creating `marker` on load: a shell command, and Python code."""
+    return {
+        "os.system": Payload(os.system, f"touch {marker}"),
+        "builtins.exec": Payload(builtins.exec, f"open({str(marker)!r}, 'w').close()"),
     }
+
+
+def hostile_checkpoint(
+    path: Path, payload: Payload, *, nested: bool = False, legacy: bool = False
+) -> Path:
+    """A plausible checkpoint with the payload among its entries, or inside a state dict."""
+    generator: dict[str, Any] = OrderedDict({"first.conv.bias": torch.zeros(16)})
+    data: dict[str, Any] = {
+        "generator": generator,
+        "kp_detector": OrderedDict({"kp.bias": torch.zeros(10)}),
+    }
+    if nested:
+        generator["first.conv.weight"] = payload
+    else:
+        data["epoch"] = payload
     return save(data, path, legacy)
-
-
-def pickled(data: object, path: Path) -> Path:
-    """A plain pickle (no torch framing at all)."""
-    path.write_bytes(pickle.dumps(data))
-    return path
