@@ -208,6 +208,36 @@ class ScoreResult(_Frozen):
     reconstruction: Reconstruction
 
 
+class ReenactScoreResult(_Frozen):
+    """A reenactment scored as the FOMM paper scores one: AKD, AED and (reconstruction) L1.
+
+    Frames are matched by index (reenact keeps one output frame per driving frame);
+    every figure a plain number, or None where there was nothing to measure.
+    """
+
+    model: str
+    step: int
+    size: int = Field(description="the model's frame size: AKD is in pixels at this size")
+    source: str
+    driving: str
+    output: str
+    reconstruction: bool = Field(description="SOURCE is DRIVING's first frame: L1 applies")
+    paste_back: bool = Field(description="OUTPUT is the whole portrait: its face cut out")
+    frames: int = Field(description="driving frames (in the range scored)")
+    output_frames: int
+    frames_compared: int = Field(description="frames of both videos, matched by index")
+    frames_without_face: int = Field(description="compared frames in driving shots with no face")
+    frames_scored: int = Field(description="compared frames with a face on both sides (AKD)")
+    driving_missed: int = Field(description="driving crops in which no face was found")
+    output_missed: int = Field(description="output frames in which no face was found")
+    akd_px: float | None = Field(description="mean landmark distance, px at the model's size")
+    akd_nme: float | None = Field(description="the same over the driving face's eye distance")
+    aed: float | None = Field(description="mean identity distance output to source (dlib)")
+    aed_frames: int = Field(description="output faces AED was measured on")
+    l1: float | None = Field(description="mean |output - driving crop|, pixels in [0, 1]")
+    backend: str
+
+
 # ---- verify ----------------------------------------------------------------------------------
 
 
