@@ -156,3 +156,18 @@ def test_coordinate_grid_corners():
     assert grid[0, 0].tolist() == [-1.0, -1.0]
     assert grid[2, 4].tolist() == [1.0, 1.0]
     assert grid[1, 2].tolist() == [0.0, 0.0]
+
+
+def test_mixed_precision_keeps_keypoints_and_motion_in_fp32(small):
+    """Under autocast (bf16 on the CPU here, fp16 on CUDA) the convolutions run in half
+    precision; keypoints, Jacobians and the warps stay fp32, and the frame stays close."""
+    x = torch.rand(2, 3, 64, 64)
+    with torch.inference_mode():
+        full = small(x, x.flip(0))
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = small(x, x.flip(0))
+    assert half["kp_source"]["value"].dtype == torch.float32
+    assert half["kp_source"]["jacobian"].dtype == torch.float32
+    assert half["deformed"].dtype == torch.float32
+    assert torch.isfinite(half["prediction"]).all()
+    assert (half["prediction"].float() - full["prediction"]).abs().mean() < 0.05

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from engine.errors import BadInputError, CorruptError, NotFoundError, WorkspaceError
-from engine.events import Finished, Info, Sink, Started, null_sink
+from engine.events import Finished, Sink, Started, null_sink
 from engine.locks import model_lock
 from engine.results import ImportResult
 from engine.train.checkpoint import save_checkpoint
@@ -76,7 +76,6 @@ def import_fomm(
         _refuse_existing(paths, name)  # made while we read the file?
         _write(workspace, paths, settings, networks, info)
     tensors = len(networks.state_dict())
-    sink(Info(message=f"{tensors} tensors imported; not needed: {', '.join(skipped) or 'none'}"))
     result = ImportResult(
         model=name,
         family=FAMILY,

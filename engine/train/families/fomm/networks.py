@@ -314,7 +314,8 @@ class OcclusionAwareGenerator(nn.Module):
             deformation = F.interpolate(
                 deformation.permute(0, 3, 1, 2), size=(h, w), mode="bilinear"
             ).permute(0, 2, 3, 1)
-        return F.grid_sample(x, deformation.to(x.dtype), align_corners=True)
+        # In fp32 even under autocast: half-precision grid coordinates are off by 1/16 px.
+        return F.grid_sample(x.float(), deformation.float(), align_corners=True)
 
     def forward(self, source: torch.Tensor, kp_source: KP, kp_driving: KP) -> dict[str, Any]:
         out = self.first(source)
@@ -332,7 +333,7 @@ class OcclusionAwareGenerator(nn.Module):
             result["occlusion_map"] = occlusion
             if occlusion.shape[2:] != out.shape[2:]:
                 occlusion = F.interpolate(occlusion, size=out.shape[2:], mode="bilinear")
-            out = out * occlusion.to(out.dtype)
+            out = out * occlusion
         result["deformed"] = self._warp(source, deformation)
         out = self.bottleneck(out)
         for block in self.up_blocks:
