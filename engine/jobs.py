@@ -328,7 +328,7 @@ def _origin(kind: JobKind) -> str:
 
 
 # Kinds swapdeck ships outside this module, each registered when its module is imported.
-BUILTIN_KIND_MODULES = ("engine.compare.job",)
+BUILTIN_KIND_MODULES = ("engine.compare.job", "engine.reenact.job")
 
 
 def _env_modules() -> list[str]:

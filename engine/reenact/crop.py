@@ -198,8 +198,9 @@ def _face_box(face: FoundFace) -> tuple[np.ndarray, float]:
     return region.astype(np.float32), float(box[2] - box[0])
 
 
-def portrait_box(image: np.ndarray, finder: FaceFinder) -> CropBox:
-    """The square crop around the largest face of a still picture."""
+def portrait_face(image: np.ndarray, finder: FaceFinder) -> tuple[CropBox, np.ndarray]:
+    """The square crop around the largest face of a still picture, and that face's
+    landmarks (picture pixels)."""
     faces = finder.find(image, video=False)
     if not faces:
         raise NoFacesError(
@@ -209,7 +210,12 @@ def portrait_box(image: np.ndarray, finder: FaceFinder) -> CropBox:
     region, size = _face_box(face)
     h, w = image.shape[:2]
     others = [_as_box(_face_box(f)[0]) for f in faces if f is not face]
-    return _square(_as_box(region), size, w, h, others)
+    return _square(_as_box(region), size, w, h, others), face.landmarks
+
+
+def portrait_box(image: np.ndarray, finder: FaceFinder) -> CropBox:
+    """The square crop around the largest face of a still picture."""
+    return portrait_face(image, finder)[0]
 
 
 # ---- shots of a video ---------------------------------------------------------------------
