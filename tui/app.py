@@ -1,4 +1,4 @@
-"""The wizard's shell: five screens, their keys, and the one place errors surface.
+"""The wizard's shell: six screens, their keys, and the one place errors surface.
 
 Each screen is a Textual mode with its own stack, built on first visit from
 the current workspace. Engine work runs in thread workers on the screens; a
@@ -42,6 +42,7 @@ SCREENS: dict[str, str] = {
     "train": "tui.screens.train:TrainScreen",
     "convert": "tui.screens.convert:ConvertScreen",
     "compare": "tui.screens.compare:CompareScreen",
+    "reenact": "tui.screens.reenact:ReenactScreen",
 }
 
 
@@ -80,20 +81,23 @@ def describe_error(error: BaseException) -> tuple[str, str]:
 
 
 class SwapdeckApp(App[None]):
-    """`swapdeck wizard`: extract, train, convert and compare, one screen each."""
+    """`swapdeck wizard`: extract, train, convert, compare and reenact, one screen each."""
 
     CSS_PATH = "app.tcss"
     TITLE = "swapdeck"
     # Every action has its own key in the Footer; the palette would only take its room.
     ENABLE_COMMAND_PALETTE = False
     BINDINGS: ClassVar[list[BindingType]] = [
-        # One Footer entry "w f t c v Screens" (each key's name is its tooltip): room at 80 columns.
+        # One Footer entry "w f t c v e Screens" (each key's name is its tooltip): room at 80
+        # columns.
         Binding("w", "show('workspace')", "Workspace", group=_SCREENS),
         Binding("f", "show('faces')", "Faces", group=_SCREENS),
         Binding("t", "show('train')", "Train", group=_SCREENS),
         Binding("c", "show('convert')", "Convert", group=_SCREENS),
         # v for "versus": c, o and m are taken (Convert; the screens' own keys).
         Binding("v", "show('compare')", "Compare", group=_SCREENS),
+        # e for "reEnact": r is taken (the Workspace and Compare screens' own keys).
+        Binding("e", "show('reenact')", "Reenact", group=_SCREENS),
         Binding("q", "quit", "Quit"),
         # Letters type into a focused field; Esc leaves it so the keys above work again.
         Binding("escape", "leave_field", "Leave field", key_display="esc"),

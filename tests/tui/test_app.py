@@ -16,6 +16,7 @@ from tui.cli import app as cli
 from tui.screens.compare import CompareScreen
 from tui.screens.convert import ConvertScreen
 from tui.screens.faces import FacesScreen
+from tui.screens.reenact import ReenactScreen
 from tui.screens.train import TrainScreen
 from tui.screens.workspace import WorkspaceScreen
 from tui.widgets.error_dialog import ErrorDialog
@@ -27,6 +28,7 @@ KEYS = {
     "t": TrainScreen,
     "c": ConvertScreen,
     "v": CompareScreen,
+    "e": ReenactScreen,
 }
 
 
