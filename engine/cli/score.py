@@ -1,4 +1,9 @@
-"""`swapdeck score`: how good a swap is, in numbers."""
+"""`swapdeck score`: how good a swap (or a reenactment) is, in numbers.
+
+The model says which: an autoencoder's output is scored as a swap (ORIGINAL
+SWAPPED pairs); a fomm model's as a reenactment (DRIVING OUTPUT with --source,
+the paper's AKD, AED and L1). Flags of the other kind are refused, not ignored.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ from engine.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from engine.results import PairScores, ScoreGroups, ScoreResult
+    from engine.results import PairScores, ReenactScoreResult, ScoreGroups, ScoreResult
+    from engine.workspace import Workspace
 
 Backend = Literal["auto", "fan", "dlib", "mediapipe"]
 Direction = Literal["a-to-b", "b-to-a"]
@@ -63,38 +69,160 @@ def _table(result: ScoreResult) -> Table:
     return table
 
 
+def _reenact_table(result: ReenactScoreResult) -> Table:
+    table = Table(
+        "",
+        Path(result.output).name,
+        title=f"model {result.model} (step {result.step}), reenactment at {result.size} px",
+    )
+    rows = [
+        ("driving frames", str(result.frames)),
+        ("output frames", str(result.output_frames)),
+        ("compared", str(result.frames_compared)),
+        ("face on both sides", str(result.frames_scored)),
+        ("AKD: keypoint distance (px)", _cell(result.akd_px, "{:.3f}")),
+        ("AKD over eye distance (NME)", _cell(result.akd_nme, "{:.4f}")),
+        ("AED: identity distance to source", _cell(result.aed, "{:.3f}")),
+        (
+            "L1 (reconstruction)",
+            _cell(result.l1, "{:.4f}") if result.reconstruction else "- (source not from driving)",
+        ),
+    ]
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def _score_reenactment(
+    ws: Workspace,
+    model: str,
+    paths: list[Path],
+    source: Path | None,
+    direction: str | None,
+    backend: str,
+    min_face: int | None,
+    start: float | None,
+    end: float | None,
+    as_json: bool,
+) -> None:
+    from engine.errors import BadInputError
+    from engine.reenact.score import score_reenactment
+
+    if source is None:
+        raise BadInputError(
+            f"model {model} reenacts: scoring it needs --source PORTRAIT",
+            "give the portrait the output was made from (or the driving video, for its first "
+            "frame)",
+        )
+    if len(paths) != 2:
+        raise BadInputError(
+            f"a reenactment is scored as DRIVING OUTPUT, got {len(paths)} path(s)",
+            "give the driving video, then the video reenact made from it",
+        )
+    if direction is not None:
+        raise BadInputError(f"--direction is for swaps; model {model} reenacts", "drop --direction")
+    reporter = Reporter(as_json)
+    try:
+        with cancel_on_interrupt() as cancel:
+            kwargs = {} if min_face is None else {"min_face": min_face}
+            result = score_reenactment(
+                ws,
+                model,
+                paths[0],
+                paths[1],
+                source,
+                backend=backend,
+                start=start,
+                end=end,
+                sink=reporter,
+                cancel=cancel,
+                **kwargs,
+            )
+    finally:
+        reporter.close()
+    if not as_json:
+        out_console.print(_reenact_table(result))
+
+
 @guarded
 def score_command(
     paths: Annotated[
         list[Path],
         typer.Argument(
             help="ORIGINAL SWAPPED pairs: footage (video or image folder), then its swapped "
-            "output; several pairs may follow each other.",
+            "output; several pairs may follow each other. For a fomm model: DRIVING OUTPUT.",
             metavar="ORIGINAL SWAPPED",
         ),
     ],
     workspace: WorkspaceOpt,
-    model: Annotated[str, typer.Option("--model", "-m", help="The model that made the swap.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="The model that made the output.")],
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            help="Reenactment (fomm models) only, and needed there: the portrait OUTPUT was made "
+            "from; the DRIVING video itself means its first frame (then L1 is measured too).",
+        ),
+    ] = None,
     direction: Annotated[
-        Direction, typer.Option(help="a-to-b: the target identity is faceset B.")
-    ] = "a-to-b",
+        Direction | None,
+        typer.Option(help="Swaps only. a-to-b (default): the target identity is faceset B."),
+    ] = None,
     backend: Annotated[
         Backend,
         typer.Option(help="Face finder: auto picks fan on a GPU with its weights, else dlib."),
     ] = "auto",
-    min_face: Annotated[int, typer.Option(help="Skip faces smaller than this, in pixels.")] = 80,
+    min_face: Annotated[
+        int | None,
+        typer.Option(
+            help="Skip faces smaller than this, in pixels (default 80; for a reenactment, "
+            "what reenact uses)."
+        ),
+    ] = None,
+    start: Annotated[
+        float | None,
+        typer.Option(help="Reenactment only: the --start reenact was given (seconds)."),
+    ] = None,
+    end: Annotated[
+        float | None,
+        typer.Option(help="Reenactment only: the --end reenact was given (seconds)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score swapped footage: identity, expression and pose kept, jitter, reconstruction."""
+    """Score a swap (identity, expression and pose kept, jitter, reconstruction) or a
+    reenactment (AKD, AED, L1)."""
+    from engine.errors import BadInputError
+    from engine.reenact.score import FAMILY, model_family
     from engine.score import pairs_from_paths, score
     from engine.workspace import Workspace
 
+    ws = Workspace(workspace)
+    family = model_family(ws, model)
+    if family == FAMILY:
+        _score_reenactment(
+            ws, model, paths, source, direction, backend, min_face, start, end, as_json
+        )
+        return
+    flags = (("--source", source), ("--start", start), ("--end", end))
+    given = [flag for flag, value in flags if value is not None]
+    if family is not None and given:
+        raise BadInputError(
+            f"{', '.join(given)}: only for a reenactment (fomm models); model {model} swaps "
+            f"faces (family {family})",
+            "score a swap as ORIGINAL SWAPPED pairs, without them",
+        )
     pairs = pairs_from_paths(paths)
     reporter = Reporter(as_json)
     try:
         with cancel_on_interrupt() as cancel:
             result = score(
-                Workspace(workspace), model, pairs, direction, backend, min_face, reporter, cancel
+                ws,
+                model,
+                pairs,
+                direction or "a-to-b",
+                backend,
+                80 if min_face is None else min_face,
+                reporter,
+                cancel,
             )
     finally:
         reporter.close()
