@@ -128,7 +128,7 @@ def reenact_command(
 
 def _start_job(ws: Workspace, config: ReenactConfig, as_json: bool) -> None:
     from engine.jobs import start_job
-    from engine.reenact.run import check
+    from engine.reenact.checks import check
 
     # The job runs in the workspace folder: its paths must not depend on where we are.
     config = config.model_copy(
