@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from cliutil import assert_fails, plain
-from reenactscoreutil import MIN_FACE, driving_clip, driving_crops, fomm_model, write_lossless
+from reenactscoreutil import MIN_FACE, driving_crops, write_lossless
+from reenactutil import fomm_model, talking
 from typer.testing import CliRunner
 
 from engine.cli import app
@@ -13,7 +14,7 @@ from engine.events import Finished, from_json
 from engine.workspace import Workspace
 
 runner = CliRunner()
-FRAMES = 6  # of the driving clip the output covers (scored with --end)
+FRAMES = 6  # of talk_d3
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def setup(tmp_path_factory) -> dict:
 
     root = tmp_path_factory.mktemp("score_reenact_cli")
     ws = Workspace(root / "ws")
-    driving = driving_clip(root)
+    driving = talking(root / "talk.mp4", FRAMES / 30)
     # An autoencoder model, never trained: the dispatch refuses before loading anything.
     settings = new_settings({"preset": "tiny", "faceset_a": "a", "faceset_b": "b"})
     create_model(settings, ModelPaths(ws.model_dir("ae")))
@@ -41,8 +42,7 @@ def run(setup: dict, *args: str, model: str | None = None):
 
 def test_json_ends_with_the_reenactment_scores(setup):
     driving, output = setup["driving"], setup["output"]
-    end = str(FRAMES / 30)
-    result = run(setup, driving, output, "--source", driving, "--end", end, "--json")
+    result = run(setup, driving, output, "--source", driving, "--json")
     assert result.exit_code == 0, result.output
     events = [from_json(line) for line in result.stdout.splitlines()]
     assert events[0].type == "started" and events[0].detail["kind"] == "reenactment"
@@ -56,7 +56,7 @@ def test_json_ends_with_the_reenactment_scores(setup):
 
 def test_people_get_a_table(setup):
     driving, output = setup["driving"], setup["output"]
-    result = run(setup, driving, output, "--source", driving, "--end", str(FRAMES / 30))
+    result = run(setup, driving, output, "--source", driving, "--end", "1")
     assert result.exit_code == 0, result.output
     out = plain(result.stdout)
     for label in ("AKD: keypoint distance (px)", "AED: identity distance", "L1 (reconstruction)"):

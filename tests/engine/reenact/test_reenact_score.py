@@ -2,8 +2,8 @@
 a trimmed one, another person's portrait and a pasted-back one measure what they should.
 
 Outputs are made by hand from real footage (talk_d3's crops, cut as reenact cuts them), so
-every expected figure is known; the model is a random-weight fomm-small one (scoring reads
-its size and step, never its weights).
+every expected figure is known; the model is conftest's random-weight fomm-small one (scoring
+reads its size and step, never its weights). One test scores what reenact itself made.
 """
 
 from __future__ import annotations
@@ -14,26 +14,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 from footage import footage
-from reenactscoreutil import MIN_FACE, SIZE, driving_clip, driving_crops, fomm_model, write_lossless
+from reenactscoreutil import MIN_FACE, driving_crops, write_lossless
+from reenactutil import SIZE
 
 from engine.errors import BadInputError, CancelledError, NotFoundError
 from engine.events import CancelToken, Finished, Progress, Started, Warning
+from engine.reenact.score import MIN_FACE as MIN_FACE_DEFAULT
 from engine.reenact.score import score_reenactment
-from engine.workspace import Workspace
 
-SHORT = 8  # frames of the trimmed output
+SHORT = 6  # frames of the trimmed output (the driving clip has 9)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> dict:
+def setup(tmp_path_factory, fomm_ws, driving: Path) -> dict:
     root = tmp_path_factory.mktemp("reenact_score")
-    ws = Workspace(root / "ws")
-    driving = driving_clip(root)
     crops = driving_crops(driving)
     shifted = [np.roll(c, 3, axis=1) for c in crops]  # 3 px to the right, at the model's size
+    ws, model = fomm_ws
     return {
         "ws": ws,
-        "model": fomm_model(ws),
+        "model": model,
         "driving": driving,
         "crops": crops,
         "same": write_lossless(root / "same.mp4", crops),
@@ -45,15 +45,9 @@ def setup(tmp_path_factory) -> dict:
 
 def run(setup: dict, output: str | Path, source: Path, **kwargs):
     out = setup[output] if isinstance(output, str) else output
+    kwargs.setdefault("min_face", MIN_FACE)  # as driving_crops found the faces
     return score_reenactment(
-        setup["ws"],
-        setup["model"],
-        setup["driving"],
-        out,
-        source,
-        backend="dlib",
-        min_face=MIN_FACE,
-        **kwargs,
+        setup["ws"], setup["model"], setup["driving"], out, source, backend="dlib", **kwargs
     )
 
 
@@ -75,7 +69,7 @@ def test_driving_crops_as_output_measure_zero(same, setup):
     assert result.l1 == 0.0  # lossless output: the very pixels
     # Frame 0 is the source itself; the other frames are the same person talking.
     assert result.aed_frames == frames and result.aed is not None and 0.0 < result.aed < 0.4
-    assert (result.model, result.step, result.size, result.backend) == ("fs", 7, SIZE, "dlib")
+    assert (result.step, result.size, result.backend) == (3, SIZE, "dlib")
     json.dumps(result.model_dump(mode="json"), allow_nan=False)
 
 
@@ -122,11 +116,38 @@ def test_pasted_back_output_is_cut_with_the_portraits_box(setup):
     box = portrait_box(portrait, FaceFinder(backend="dlib", min_face=MIN_FACE))
     pasted = [box.paste(portrait, crop) for crop in setup["crops"][:5]]
     output = write_lossless(setup["root"] / "pasted.mp4", pasted)
-    result = run(setup, output, portrait_path, end=5 / 30)  # as reenact --end: 5 frames
+    result = run(setup, output, portrait_path, end=5 / 30)  # as after reenact --end: 5 frames
     assert result.paste_back and result.frames == result.frames_scored == 5
     # Pasting enlarges the crop and cutting shrinks it again: within a fraction of a pixel.
     assert result.akd_px is not None and result.akd_px < 0.5
     assert result.aed is not None and result.aed > 0.6  # the driving woman, not the portrait's
+
+
+def test_what_reenact_made_is_scored_frame_for_frame(setup, tmp_path):
+    """reenact's own output (random weights draw no face) is matched frame for frame."""
+    from engine.config import ReenactConfig, build
+    from engine.reenact.run import reenact
+
+    portrait = footage("portrait_s12.jpg")
+    out = tmp_path / "moved.mp4"
+    config = build(
+        ReenactConfig,
+        source=portrait,
+        driving=setup["driving"],
+        output=out,
+        model=setup["model"],
+        backend="dlib",
+    )
+    made = reenact(config, setup["ws"])
+    events: list = []
+    # The finder's default smallest face, as reenact's: the same shots, the same boxes.
+    result = run(setup, out, portrait, sink=events.append, min_face=MIN_FACE_DEFAULT)
+    assert result.frames == result.output_frames == result.frames_compared == made.frames
+    assert not result.paste_back and not result.reconstruction and result.l1 is None
+    assert result.driving_missed == 0  # the driving side is real footage
+    assert result.frames_scored + result.output_missed == made.frames
+    json.dumps(result.model_dump(mode="json"), allow_nan=False)
+    assert not any(isinstance(e, Warning) and "compared" in e.message for e in events)
 
 
 def test_cancel_stops_with_cancelled_error(setup):
