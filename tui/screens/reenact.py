@@ -200,9 +200,9 @@ class ReenactScreen(FollowsJob, Screen):
         self._refresh_state()
 
     def on_screen_resume(self) -> None:
-        # A model trained or imported meanwhile should be offered here; then re-attach.
+        # A model trained or imported meanwhile should be offered here. (Textual then calls
+        # FollowsJob's handler too, which re-attaches: handlers run for each class.)
         self.action_reload_models()
-        super().on_screen_resume()
 
     def action_reload_models(self) -> None:
         select = self.query_one("#model", Select)
@@ -387,6 +387,7 @@ class ReenactScreen(FollowsJob, Screen):
     def _attached(self, job: Job, history: list[Any]) -> None:
         self._fill_from(job.spec)
         self._clear()
+        self._stage("waiting for the job's first word…")  # its process starts (torch loads)
 
     def _job_ended(self, job: Job) -> None:
         if job.state == "failed" and job.reason:
@@ -527,7 +528,7 @@ class ReenactScreen(FollowsJob, Screen):
         for work_here in (self.preview_cancel, self.check_cancel):
             if work_here is not None:
                 work_here.cancel()
-        super().on_unmount()
+        # FollowsJob's own on_unmount stops the follower (Textual calls each class's).
 
 
 def _flag_ids() -> tuple[str, ...]:
