@@ -192,30 +192,35 @@ def _eye_distance(landmarks: np.ndarray) -> float:
 class _Source:
     crop: np.ndarray  # at the model's size
     box: CropBox  # where the face is in the portrait (paste-back cuts with it)
-    shape: tuple[int, int]  # the portrait's (height, width)
     reconstruction: bool  # the source is the driving video's first frame
 
 
-def _source(
-    path: Path, driving: Path, shots: list[Shot], finder: FaceFinder, size: int, start: float | None
-) -> _Source:
+def _source_picture(path: Path, driving: Path, start: float | None) -> tuple[np.ndarray, bool]:
+    """SOURCE's picture, and whether it is the driving video's first frame (reconstruction)."""
     item = expand_sources([path])
     if len(item) != 1 or not item[0].explicit:
         raise BadInputError(f"--source {path} is a folder", "score one portrait at a time")
-    if item[0].kind == "video" and _same_file(path, driving):
-        # The paper's reconstruction setting: the first frame, cut as reenact cut it.
-        box = shots[0].box if shots else None
-        if box is None:
-            raise NoFacesError(
-                f"no face in the first shot of {driving}",
-                "the first frame of the driving video is the portrait: it must show a face",
-            )
-        image = _first_frame(path, start)
-        return _Source(box.cut(image, size), box, image.shape[:2], True)
-    # A video that is not the driving one stands for its first frame, as in reenact.
-    image = _first_frame(path, None) if item[0].kind == "video" else read_image(path)
-    box = portrait_box(image, finder)
-    return _Source(box.cut(image, size), box, image.shape[:2], False)
+    if item[0].kind == "image":
+        return read_image(path), False
+    # A video stands for its first frame (of the scored range, when it is the driving one).
+    same = _same_file(path, driving)
+    return _first_frame(path, start if same else None), same
+
+
+def _source(
+    image: np.ndarray, reconstruction: bool, shots: list[Shot], finder: FaceFinder, size: int
+) -> _Source:
+    if not reconstruction:
+        box = portrait_box(image, finder)
+        return _Source(box.cut(image, size), box, False)
+    # The paper's reconstruction setting: the first frame, cut as reenact cut the video.
+    box = shots[0].box if shots else None
+    if box is None:
+        raise NoFacesError(
+            "no face in the driving video's first shot",
+            "the first frame of the driving video is the portrait: it must show a face",
+        )
+    return _Source(box.cut(image, size), box, True)
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -377,13 +382,14 @@ def _plan(
     return shots
 
 
-def _is_paste_back(output: Path, size: int, source: _Source) -> bool:
+def _is_paste_back(output: Path, size: int, portrait: tuple[int, ...]) -> bool:
+    """Whether OUTPUT is the whole portrait (pasted back) rather than the model's faces."""
     from engine.convert.video_io import open_input
 
     video = open_input(output, None, None)
     if (video.width, video.height) == (size, size):
         return False
-    height, width = source.shape
+    height, width = portrait[:2]
     if abs(video.width - width) <= _SIZE_SLACK and abs(video.height - height) <= _SIZE_SLACK:
         return True
     raise BadInputError(
@@ -449,8 +455,11 @@ def score_reenactment(
     spec = _load_model(workspace, model)
     driving, output = _video(Path(driving), "DRIVING"), _video(Path(output), "OUTPUT")
     source = Path(source)
-    finder = FaceFinder(backend=backend, min_face=min_face, sink=sink)
+    picture, reconstruction = _source_picture(source, driving, start)
+    # Before the finder loads and the driving video is planned: a wrong OUTPUT fails fast.
+    paste_back = _is_paste_back(output, spec.size, picture.shape)
     output_frames = _count_frames(output)
+    finder = FaceFinder(backend=backend, min_face=min_face, sink=sink)
     sink(
         Started(
             stage="score",
@@ -466,8 +475,8 @@ def score_reenactment(
 
     shots = _plan(driving, finder, start, end, sink, cancel)
     frames = shots[-1].end if shots else 0
-    portrait = _source(source, driving, shots, finder, spec.size, start)
-    paste_back = _is_paste_back(output, spec.size, portrait)
+    portrait = _source(picture, reconstruction, shots, finder, spec.size)
+    del picture  # a big portrait is not held through the run
     # A crop's face is about half its side, whatever the planner's --min-face was for whole
     # frames: no upsampling needed (dlib's HOG would upsample 2x for a small min-face).
     finder.backend.set_min_face(_CROP_MIN_FACE)

@@ -165,4 +165,17 @@ def test_refusals(setup, tmp_path):
         score_reenactment(setup["ws"], setup["model"], image, setup["same"], image)
     odd = write_lossless(tmp_path / "odd.mp4", [np.zeros((48, 80, 3), np.uint8)] * 2)
     with pytest.raises(BadInputError, match="neither the model's 64x64 faces"):
-        run(setup, odd, setup["driving"], end=0.1)
+        run(setup, odd, setup["driving"])
+    with pytest.raises(BadInputError, match="is a folder"):
+        run(setup, "same", footage("portrait_s4.jpg").parent)
+
+
+def test_a_swap_model_is_refused(setup, tmp_path):
+    from engine.train.store import ModelPaths, create_model, new_settings
+    from engine.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws")
+    settings = new_settings({"preset": "tiny", "faceset_a": "a", "faceset_b": "b"})
+    create_model(settings, ModelPaths(ws.model_dir("ae")))
+    with pytest.raises(BadInputError, match=r"not a reenactment .* of family autoencoder"):
+        score_reenactment(ws, "ae", setup["driving"], setup["same"], setup["driving"])
