@@ -105,11 +105,13 @@ def test_a_folder_of_portraits_gives_one_video_each(fomm_ws, driving: Path, tmp_
     Image.new("RGB", (200, 200), (128, 128, 128)).save(folder / "wall.png")  # no face: skipped
     out = tmp_path / "moved"
     events: list = []
-    result = reenact(_config(fomm_ws, folder, driving, out, relative=False), ws, events.append)
+    config = _config(fomm_ws, folder, driving, out, relative=False, start=0.1)
+    result = reenact(config, ws, events.append)
     assert sorted(p.name for p in out.iterdir()) == ["einstein.mp4", "woman.mp4"]
     assert result.outputs == [str(out / "einstein.mp4"), str(out / "woman.mp4")]
-    for name in ("einstein.mp4", "woman.mp4"):
-        assert len(_frames(out / name)) == FRAMES and verify(out / name).marked
+    for name in ("einstein.mp4", "woman.mp4"):  # from 0.1 s: 6 frames, and the sound with them
+        assert len(_frames(out / name)) == FRAMES - 3 and verify(out / name).marked
+        assert audio_seconds(out / name) == pytest.approx(0.2, abs=0.03)
     assert any("wall.png" in getattr(e, "message", "") for e in events)
 
 
@@ -149,7 +151,11 @@ def test_a_portrait_without_a_face_is_refused_and_nothing_written(
     out = tmp_path / "out.mp4"
     with pytest.raises(NoFacesError, match=r"no face found in .*wall\.png"):
         reenact(_config(fomm_ws, plain, driving, out), ws)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["wall.png"]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(BadInputError, match=r"broken\.jpg"):
+        reenact(_config(fomm_ws, broken, driving, out), ws)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.jpg", "wall.png"]
 
 
 def test_refusals_before_any_work(fomm_ws, driving: Path, tmp_path: Path):
