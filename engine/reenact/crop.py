@@ -101,6 +101,7 @@ class CropBox:
         return (np.asarray(points, np.float32) * (side / size) + (x0, y0)).astype(np.float32)
 
     def contains(self, points: np.ndarray) -> bool:
+        """Whether every (x, y) of `points` (picture pixels) lies in the box."""
         x0, y0, side = self._pixels()
         p = np.asarray(points)
         return bool(np.all((p >= (x0, y0)) & (p <= (x0 + side, y0 + side))))

@@ -39,7 +39,7 @@ import numpy as np
 
 from engine.config import ReenactConfig
 from engine.convert.video_io import FORMATS, InputVideo, decode
-from engine.errors import CancelledError, NoFacesError, WorkspaceError
+from engine.errors import BadInputError, CancelledError, NoFacesError, WorkspaceError
 from engine.events import CancelToken, Finished, Info, Progress, Sink, Started, Warning, null_sink
 from engine.faces.finder import FaceFinder
 from engine.media.paths import printable
@@ -332,6 +332,11 @@ def reenact(
     )
     total = sum(s.frames for s in shots)
     plan_progress(total, force=True)
+    if not total:
+        raise BadInputError(
+            f"no frames of {printable(config.driving)} between --start and --end",
+            "check the times against the video's length",
+        )
     if not any(s.box is not None for s in shots):
         raise NoFacesError(
             f"no face found in {total} frames of {printable(config.driving)}",
