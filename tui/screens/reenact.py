@@ -12,6 +12,7 @@ scores it (keypoint distance to the driving video, identity distance to the port
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -347,8 +348,9 @@ class ReenactScreen(FollowsJob, Screen):
         config = _config(values)  # refused before the engine's heavy imports
         from engine.reenact.run import reenact
 
-        result = reenact(config, self.ws.ensure(), poster(self, "preview"), cancel)
-        self.post_message(TaskDone("preview", result))
+        with _stopped_quietly(cancel):
+            result = reenact(config, self.ws.ensure(), poster(self, "preview"), cancel)
+            self.post_message(TaskDone("preview", result))
 
     # ---- the job: started, followed (tui.following), stopped --------------------------------
 
@@ -474,19 +476,20 @@ class ReenactScreen(FollowsJob, Screen):
         config = _config(spec)
         output = Path(result.outputs[0])
         self.post_message(TaskDone("verify", verify(output)))
-        scored = score_reenactment(
-            self.ws,
-            config.model,
-            config.driving,
-            output,
-            _first_portrait(config.source),
-            backend=config.backend,
-            start=config.start,
-            end=config.end,
-            sink=poster(self, "score"),
-            cancel=cancel,
-        )
-        self.post_message(TaskDone("score", scored))
+        with _stopped_quietly(cancel):
+            scored = score_reenactment(
+                self.ws,
+                config.model,
+                config.driving,
+                output,
+                _first_portrait(config.source),
+                backend=config.backend,
+                start=config.start,
+                end=config.end,
+                sink=poster(self, "score"),
+                cancel=cancel,
+            )
+            self.post_message(TaskDone("score", scored))
 
     def on_task_done(self, message: TaskDone) -> None:
         result = message.result
@@ -510,10 +513,14 @@ class ReenactScreen(FollowsJob, Screen):
             return
         group, failed = event.worker.group, event.state == WorkerState.ERROR
         if group == "reenact-preview":
-            self.preview_cancel = None
             if failed:
                 self._stage(Text("no preview", style="red"))
+            elif _cancelled(self.preview_cancel):
+                self._stage("preview stopped")
+            self.preview_cancel = None
         elif group == "reenact-check":
+            if _cancelled(self.check_cancel):
+                self._stage("stopped before the score")
             self.check_cancel = None
         elif group == "start" and failed:
             self.starting = False
@@ -549,13 +556,30 @@ def _config(values: dict[str, Any]) -> Any:
     return build(ReenactConfig, **values)
 
 
+def _cancelled(token: CancelToken | None) -> bool:
+    return token is not None and token.cancelled
+
+
+@contextlib.contextmanager
+def _stopped_quietly(cancel: CancelToken) -> Iterator[None]:
+    """Stopped by the user (x, or leaving): no error dialog, the screen says so."""
+    from engine.errors import CancelledError
+
+    try:
+        yield
+    except CancelledError:
+        if not cancel.cancelled:
+            raise
+
+
 def _first_portrait(source: Path) -> Path:
-    """The portrait the first output was made from (score takes one at a time)."""
+    """The portrait the first output was made from (score takes one at a time): a folder's
+    images are read in the order reenact reads them."""
     if not source.is_dir():
         return source
     from engine.media.sources import expand_sources
 
-    return expand_sources([source])[0].path
+    return next(item.path for item in expand_sources([source]) if item.kind == "image")
 
 
 def score_line(result: ReenactScoreResult) -> str:
