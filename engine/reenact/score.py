@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import cv2
 import numpy as np
 
@@ -51,6 +50,7 @@ from engine.media.prefetch import prefetch
 from engine.media.sources import expand_sources
 from engine.reenact.crop import CropBox, Shot, plan_shots, portrait_box
 from engine.results import ReenactScoreResult
+from engine.score import _count_video_frames as count_video_frames
 from engine.train.checkpoint import read_info
 from engine.train.store import ModelPaths, load_settings
 from engine.workspace import Workspace
@@ -65,8 +65,6 @@ _CROP_MIN_FACE = 80
 # The iBUG outer eye corners: the NME normaliser score uses too.
 _EYE_OUTER = (36, 45)
 _PROGRESS_EVERY_S = 0.25
-# A paste-back output may lose a pixel row or column to the encoder's even sizes.
-_SIZE_SLACK = 2
 
 
 def model_family(workspace: Workspace, name: str) -> str | None:
@@ -112,16 +110,6 @@ def _video(path: Path, what: str) -> Path:
     if len(items) != 1 or items[0].kind != "video" or not items[0].explicit:
         raise BadInputError(f"{what} {path} is not a video", f"give the {what.lower()} video file")
     return path
-
-
-def _count_frames(path: Path) -> int:
-    """Exact frame count by demuxing (no decoding): container headers only estimate it."""
-    try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            return sum(1 for packet in container.demux(stream) if packet.size)
-    except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise BadInputError(f"{path} is not a readable video ({exc})", "check the file") from None
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -390,7 +378,7 @@ def _is_paste_back(output: Path, size: int, portrait: tuple[int, ...]) -> bool:
     if (video.width, video.height) == (size, size):
         return False
     height, width = portrait[:2]
-    if abs(video.width - width) <= _SIZE_SLACK and abs(video.height - height) <= _SIZE_SLACK:
+    if (video.width, video.height) == (width, height):  # reenact keeps odd sizes too
         return True
     raise BadInputError(
         f"{output} is {video.width}x{video.height}: neither the model's {size}x{size} faces "
@@ -458,7 +446,7 @@ def score_reenactment(
     picture, reconstruction = _source_picture(source, driving, start)
     # Before the finder loads and the driving video is planned: a wrong OUTPUT fails fast.
     paste_back = _is_paste_back(output, spec.size, picture.shape)
-    output_frames = _count_frames(output)
+    output_frames = count_video_frames(output)
     finder = FaceFinder(backend=backend, min_face=min_face, sink=sink)
     sink(
         Started(
