@@ -89,9 +89,11 @@ async def _fill(pilot: Pilot, ui, portrait: Path, driving: Path) -> None:
 
 
 def test_preview_run_drop_reattach_then_output_verify_and_score(
-    fomm_ws: Path, inputs: tuple[Path, Path], ui, stop_leftovers
+    fomm_ws: Path, inputs: tuple[Path, Path], ui, stop_leftovers, monkeypatch
 ) -> None:
     portrait, driving = inputs
+    # -w ws, as people type it: the job runs in the workspace, so every path it gets is absolute.
+    monkeypatch.chdir(fomm_ws.parent)
     ws = Workspace(fomm_ws)
     output = fomm_ws / "outputs" / "portrait_talk_fomm.mp4"
     started: list[jobs.Job] = []
@@ -115,7 +117,7 @@ def test_preview_run_drop_reattach_then_output_verify_and_score(
         os.kill(int(screen.job.pid or 0), signal.SIGSTOP)
         # Quitting the wizard here is a dropped connection: the job runs on.
 
-    ui.drive(SwapdeckApp(fomm_ws), preview_then_start)
+    ui.drive(SwapdeckApp(Path(fomm_ws.name)), preview_then_start)
     job = jobs.get_job(ws, started[0].id)
     assert job.spec["adapt_scale"] is True and job.spec["output"] == str(output)
 
@@ -127,6 +129,7 @@ def test_preview_run_drop_reattach_then_output_verify_and_score(
         # The form shows what the job does (it may have been started elsewhere).
         assert screen.query_one("#source Input").value == str(portrait)
         assert screen.query_one("#adapt_scale").value is True
+        assert screen.query_one("#output").value == ""  # the default, not its path
         await ui.until(pilot, lambda: "score" in screen.lines, 240)
         lines = _text(screen, "#result").splitlines()
         assert lines[0].startswith(f"output: {output} (9 frames, ")
@@ -135,7 +138,7 @@ def test_preview_run_drop_reattach_then_output_verify_and_score(
         assert f"job {started[0].id}: finished" == _text(screen, "#job")
         assert _text(screen, "#stage") == "done"
 
-    ui.drive(SwapdeckApp(fomm_ws), reattach)
+    ui.drive(SwapdeckApp(Path(fomm_ws.name)), reattach)
     assert jobs.get_job(ws, started[0].id).state == "finished"
     assert verify(output).marked
 

@@ -75,9 +75,10 @@ def fomm_models(ws: Workspace) -> list[str]:
 def default_output(ws: Workspace, source: Path, driving: Path, model: str, preview: bool) -> Path:
     """outputs/<portrait>_<driving>_<model>.mp4 (a folder for a folder of portraits)."""
     stem = f"{source.stem if source.is_file() else source.name}_{driving.stem}_{model}"
+    outputs = ws.outputs_dir  # absolute (Workspace makes it so): the job runs elsewhere
     if preview:
-        return ws.root / "outputs" / f"{stem}_preview.png"
-    return ws.root / "outputs" / (stem if source.is_dir() else f"{stem}.mp4")
+        return outputs / f"{stem}_preview.png"
+    return outputs / (stem if source.is_dir() else f"{stem}.mp4")
 
 
 def _figure(value: float | None, fmt: str) -> str:
@@ -255,8 +256,12 @@ class ReenactScreen(FollowsJob, Screen):
         self.query_one("#motion", Select).value = MOTIONS[0 if spec.get("relative", True) else 1]
         for name in (*FLAGS, "overwrite"):
             self.query_one(f"#{name}", Checkbox).value = bool(spec.get(name, False))
-        if spec.get("output"):
-            self.query_one("#output", Input).value = str(spec["output"])
+        output, model = spec.get("output"), spec.get("model")
+        if output and spec.get("source") and spec.get("driving") and isinstance(model, str):
+            source, driving = Path(str(spec["source"])), Path(str(spec["driving"]))
+            default = default_output(self.ws, source, driving, model, preview=False)
+            # A default stays "default": another portrait then gets its own name.
+            self.query_one("#output", Input).value = "" if Path(output) == default else output
 
     @on(Input.Submitted)
     def _next_field(self) -> None:
