@@ -18,7 +18,7 @@ import pytest
 from footage import footage
 from reenactutil import fomm_model, talking
 from textual.pilot import Pilot
-from textual.widgets import Select, Static
+from textual.widgets import DirectoryTree, Select, Static
 
 from engine import jobs
 from engine.provenance import verify
@@ -178,3 +178,23 @@ def test_no_fomm_model_or_no_portrait_is_one_dialog_and_no_job(
     ui.drive(SwapdeckApp(ws.root), steps)
     assert jobs.list_jobs(ws) == []
     assert not any(ws.outputs_dir.iterdir())
+
+
+def test_reenact_screen_snapshot(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, snap_compare, ui
+) -> None:
+    """The idle screen at 80x24, in a fixed folder holding only `ws` (its fomm model
+    offered, the autoencoder not), given the relative path "ws"."""
+    pytest.importorskip("pytest_textual_snapshot")
+    folder = tmp_path / "snap"
+    shutil.copytree(template, folder / "ws")
+    monkeypatch.chdir(folder)
+
+    async def run_before(pilot: Pilot) -> None:
+        await pilot.press("e")
+        await ui.until(pilot, lambda: isinstance(pilot.app.screen, ReenactScreen), 10)
+        trees = pilot.app.screen.query(DirectoryTree)
+        await ui.until(pilot, lambda: all(t.root.children for t in trees))
+        await pilot.pause()
+
+    assert snap_compare(SwapdeckApp(Path("ws")), terminal_size=(80, 24), run_before=run_before)
