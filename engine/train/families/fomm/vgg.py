@@ -42,7 +42,8 @@ def _features(upto: int) -> nn.Sequential:
         if item == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
-            layers += [nn.Conv2d(channels, int(item), kernel_size=3, padding=1), nn.ReLU()]
+            conv = nn.Conv2d(channels, int(item), kernel_size=3, padding=1)
+            layers += [conv, nn.ReLU(inplace=True)]  # in place, as torchvision's
             channels = int(item)
     return nn.Sequential(*layers[:upto])
 
