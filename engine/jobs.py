@@ -379,6 +379,7 @@ def _child_env(kind: JobKind) -> dict[str, str]:
 # Options `swapdeck train` has flags for; the others are given as --set KEY=VALUE.
 _TRAIN_FLAGS = frozenset(
     {"faceset_a", "faceset_b", "preset", "size", "layout", "batch_size", "lr", "loss", "seed"}
+    | {"videos", "vgg_weights"}  # fomm's
 )
 
 

@@ -1,4 +1,4 @@
-"""`swapdeck train`: learn a swap model from two facesets."""
+"""`swapdeck train`: learn a model (a swap model from two facesets, or FOMM from videos)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ Precision = Literal["auto", "bf16", "fp16", "fp32"]
 Loss = Literal["l1", "mse"]
 
 _PRESETS = ", ".join(preset.name for _, preset in registry.presets())
+_FAMILIES = ", ".join(info.name for info in registry.families())
 
 
 def epilog() -> str:
@@ -44,6 +45,45 @@ def _options(pairs: list[str] | None) -> dict[str, str]:
             raise BadInputError(f"--set {pair!r} is not KEY=VALUE", "e.g. --set enc-dims=64")
         out[key.strip().replace("-", "_")] = value.strip()
     return out
+
+
+def _preset_for_family(
+    family: str | None, preset: str | None, workspace: Path, model: str
+) -> str | None:
+    """The preset --family stands for: the family's first (its default) for a new model.
+
+    A given --preset must be of that family; an existing model must be of it (its
+    preset stays its own, so nothing else about it is contradicted).
+    """
+    if family is None:
+        return preset
+    from engine.train.store import ModelPaths, load_settings
+    from engine.workspace import Workspace
+
+    info = registry.get_family(family)
+    if preset is not None:
+        of = registry.family_of_preset(preset)
+        if of.name != info.name:
+            raise BadInputError(
+                f"preset {preset} belongs to {of.name}, not {info.name}",
+                f"{info.name} presets: {', '.join(p.name for p in info.presets)}",
+            )
+        return preset
+    toml = ModelPaths(Workspace(workspace).model_dir(model)).toml
+    if toml.exists():
+        have = load_settings(toml).family
+        if have != info.name:
+            raise BadInputError(
+                f"model {model} is of family {have}, not {info.name}",
+                "drop --family to go on training it, or use a new -m name",
+            )
+        return None
+    return info.presets[0].name
+
+
+def _absolute(path: Path | None) -> str | None:
+    """A path as model.toml keeps it: absolute, so a detached job finds it from anywhere."""
+    return None if path is None else os.path.abspath(path.expanduser())
 
 
 def _launch_torchrun(gpus: int, args: list[str]) -> int:
@@ -74,10 +114,26 @@ def train_command(
     preset: Annotated[
         str | None, typer.Option(help=f"Model preset, new models: {_PRESETS} (see below).")
     ] = None,
-    size: Annotated[int | None, typer.Option(help="Model input size in px (hd: 128-256).")] = None,
+    family: Annotated[
+        str | None,
+        typer.Option(help=f"Model family ({_FAMILIES}); a new model gets its first preset."),
+    ] = None,
+    videos: Annotated[
+        Path | None,
+        typer.Option(help="fomm: training videos, a file or a folder (frames of a shot pair up)."),
+    ] = None,
+    vgg_weights: Annotated[
+        Path | None,
+        typer.Option(help="fomm: VGG-19 weights (vgg19-dcbb9e9d.pth); default: torch hub's cache."),
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option(help="Model input size in px (hd: 128-256; fomm-small: 64-128).")
+    ] = None,
     layout: Annotated[Layout | None, typer.Option(help="hd layout: df or liae.")] = None,
     steps: Annotated[int, typer.Option(help="Train until this step.")] = 1000,
-    batch_size: Annotated[int | None, typer.Option(help="Faces per person per step.")] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Faces per person per step (fomm: frame pairs).")
+    ] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (new models).")] = None,
     loss: Annotated[Loss | None, typer.Option(help="Pixel loss beside SSIM.")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (new models).")] = None,
@@ -117,7 +173,12 @@ def train_command(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train a model: the preset says which family (autoencoder: facesets A and B)."""
+    """Train a face swap from facesets, or a FOMM reenactor (--family fomm) from videos.
+
+    The preset (or --family) says which family: autoencoder swaps faces, from facesets
+    -a and -b; fomm (the First Order Motion Model, for reenact) learns from --videos of
+    talking faces, with VGG-19's ImageNet weights for its loss.
+    """
     from engine.config import RunSettings, build
     from engine.train.loop import train
     from engine.workspace import Workspace
@@ -147,7 +208,9 @@ def train_command(
         **_options(option),
         "faceset_a": faceset_a,
         "faceset_b": faceset_b,
-        "preset": preset,
+        "preset": _preset_for_family(family, preset, workspace, model),
+        "videos": _absolute(videos),
+        "vgg_weights": _absolute(vgg_weights),
         "size": size,
         "layout": layout,
         "batch_size": batch_size,
@@ -197,6 +260,9 @@ def _rebuild_args(values: dict[str, object]) -> list[str]:
         "faceset_a": "--faceset-a",
         "faceset_b": "--faceset-b",
         "preset": "--preset",
+        "family": "--family",
+        "videos": "--videos",
+        "vgg_weights": "--vgg-weights",
         "size": "--size",
         "layout": "--layout",
         "steps": "--steps",
