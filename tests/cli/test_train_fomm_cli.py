@@ -109,6 +109,15 @@ def test_flags_of_another_family_are_refused(tmp_path):
         ExitCode.BAD_INPUT,
         "vox-256 models take size exactly 256",
     )
+    # Hourglass blocks that cannot halve the frame evenly are refused before any work.
+    assert_fails(
+        swapdeck(
+            "train", "-w", ws, "-m", "f", "--preset", "fomm-small", "--videos", CLIP,
+            "--set", "kp-num-blocks=6",
+        ),
+        ExitCode.BAD_INPUT,
+        "size 64 at scale factor 0.5 gives 32 px, which 6 hourglass blocks cannot halve",
+    )  # fmt: skip
 
 
 def test_family_of_an_existing_model_must_match(tmp_path):

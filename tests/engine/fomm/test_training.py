@@ -104,11 +104,12 @@ def test_started_reports_the_shots_and_the_weights(trained, torch_home: Path) ->
     detail = started.detail
     assert detail["family"] == "fomm" and detail["preset"] == "fomm-small"
     assert detail["size"] == SIZE and detail["batch_size"] == BATCH
-    # Both shots found (the cut splits them); the second is kept out for the preview.
+    # Both shots found (the cut splits them); the last five frames of the second are
+    # kept out for the preview (a source and four driving frames).
     assert detail["shots"] == 2
-    assert detail["held_out"] == D9_FRAMES
-    # The first shot, sampled every frame; a frame or two may fall to the cut's judging.
-    assert D3_FRAMES - 2 <= detail["frames"] <= D3_FRAMES
+    assert detail["held_out"] == 5
+    # Every other frame; one or two may fall to the cut's judging.
+    assert D3_FRAMES + D9_FRAMES - 2 <= detail["frames"] + 5 <= D3_FRAMES + D9_FRAMES
     assert detail["vgg_weights"].startswith(str(torch_home))
 
 

@@ -35,7 +35,8 @@ from engine.workspace import DIR_MODE, Workspace, atomic_write_bytes
 BETAS = (0.5, 0.999)
 # Colour jitter as the authors' vox config (brightness, contrast, saturation, hue: +-0.1).
 JITTER = 0.1
-# Pairs shown in the preview, and the share of a lone shot's frames kept out for it.
+# Pairs shown in the preview; the last shot's last tenth (at least one frame more than
+# that) is kept out of training for it.
 PREVIEW_ROWS = 4
 HELD_SHARE = 0.1
 # Keypoint colours in the preview (RGB), cycled.
@@ -56,15 +57,16 @@ class Clips:
 
     @classmethod
     def from_arrays(cls, clips: list[np.ndarray], device: torch.device) -> Clips:
-        """Hold out the last shot (or a lone shot's last tenth) and stack the rest."""
+        """Stack the shots, keeping the last frames of the last shot out for the preview."""
         clips = [c for c in clips if len(c) >= 2]
-        if len(clips) >= 2:
-            train, held = clips[:-1], clips[-1]
-        else:
-            clip = clips[0]
-            keep = len(clip) - max(2, round(len(clip) * HELD_SHARE))
-            # Too short to split: the preview shows frames it trained on.
-            train, held = ([clip[:keep]], clip[keep:]) if keep >= 2 else ([clip], clip)
+        last = clips[-1]
+        held_n = max(PREVIEW_ROWS + 1, round(len(last) * HELD_SHARE))
+        if len(last) - held_n >= 2:
+            train, held = [*clips[:-1], last[:-held_n]], last[-held_n:]
+        elif len(clips) >= 2:
+            train, held = clips[:-1], last
+        else:  # one short shot: the preview shows frames it trained on
+            train, held = clips, last
         lengths = torch.tensor([len(c) for c in train], dtype=torch.int64)
         starts = torch.cumsum(lengths, 0) - lengths
 
