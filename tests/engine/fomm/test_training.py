@@ -24,7 +24,9 @@ from vggfile import torch_home_with_vgg
 
 from engine.config import RunSettings, build
 from engine.events import Metrics, Preview, Started
+from engine.train.families.fomm.family import Clips, FommFamily
 from engine.train.loop import train
+from engine.train.store import new_settings
 from engine.workspace import Workspace
 
 STEPS = 12
@@ -123,6 +125,19 @@ def test_preview_shows_held_out_pairs(trained) -> None:
     # each 64 px shown at 128.
     assert image.shape == (4 * 128, 4 * 128, 3)
     assert not list((ws.model_dir("m") / "previews").glob(".*.tmp"))
+
+
+def test_preview_at_full_scale(tmp_path) -> None:
+    """128 px frames are shown as they are (no enlarging); a lone shot lends its last frames."""
+    settings = new_settings({"preset": "fomm-small", "size": 128, "videos": "unused"})
+    family = FommFamily(settings, Workspace(tmp_path))
+    shot = np.random.default_rng(0).integers(0, 256, (12, 128, 128, 3), dtype=np.uint8)
+    family.clips = Clips.from_arrays([shot], torch.device("cpu"))
+    assert len(family.clips) == 7 and len(family.clips.held) == 5
+    torch.manual_seed(0)
+    path = family.preview(family.build(), tmp_path / "previews" / "latest.png")
+    image = cv2.imread(str(path))
+    assert image is not None and image.shape == (4 * 128, 4 * 128, 3)
 
 
 def test_model_toml_records_the_videos_and_no_face_geometry(trained, clip: Path) -> None:

@@ -316,7 +316,8 @@ class FommFamily(Family):
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
     """(B, 3, S, S) in [0, 1] -> (B, S, S, 3) uint8."""
-    return (x.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    frames = (x.permute(0, 2, 3, 1).cpu().numpy() * 255 + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(frames)  # OpenCV draws only on C-ordered pictures
 
 
 def _enlarge(frame: np.ndarray, scale: int) -> np.ndarray:
