@@ -40,7 +40,13 @@ from engine.train.allocator import keep_freed_memory
 from engine.train.checkpoint import keep_snapshot, load_checkpoint, save_checkpoint
 from engine.train.family import Family, StepContext, StepHook, make_optimizer
 from engine.train.registry import ModelSettingsBase, implementation
-from engine.train.store import ModelPaths, create_model, open_model, with_geometry
+from engine.train.store import (
+    ModelPaths,
+    create_model,
+    load_settings,
+    open_model,
+    with_geometry,
+)
 from engine.workspace import Workspace, atomic_write_text, open_private
 
 # A step whose loss is this many times the recent average counts as a blow-up.
@@ -130,7 +136,7 @@ class Trainer:
         if self.info.is_main:
             # The crop geometry goes into model.toml, for convert (older models get it now).
             geometry = with_geometry(s, self.family.geometry())
-            if self.created or geometry is not s:
+            if self.created or geometry is not s or load_settings(self.paths.toml) != s:
                 self.settings = s = geometry
                 create_model(s, self.paths)
             # Half-written files from a run that was killed mid-save: checkpoint, metrics,

@@ -47,6 +47,9 @@ class Option:
     gt: float | None = None
     # Shown as its own flag by `swapdeck train` (the others are set with --set KEY=VALUE).
     flag: bool = False
+    # Frozen into model.toml at creation; an unfrozen one (where the training data
+    # lies, say) may be given anew whenever an existing model trains on.
+    frozen: bool = True
 
     @property
     def required(self) -> bool:
@@ -92,6 +95,10 @@ class FamilyInfo:
             if option.name == name:
                 return option
         raise KeyError(name)
+
+    def options_unfrozen(self) -> frozenset[str]:
+        """Options an existing model may be given anew (not frozen at creation)."""
+        return frozenset(o.name for o in self.options if not o.frozen)
 
     def defaults(self, preset: str) -> dict[str, Any]:
         """Every option's value for a new model of `preset`."""

@@ -142,14 +142,18 @@ def open_model(
                 f"model {name} was created with preset {settings.preset}, not {given['preset']}",
                 "drop that flag to go on training it, or use a new -m name",
             )
+        changes: dict[str, Any] = {}
         for key, value in _coerce(info, given).items():
             have = getattr(settings, key)
-            if have != value:
+            if key in info.options_unfrozen():
+                changes[key] = value
+            elif have != value:
                 raise BadInputError(
                     f"model {name} was created with {key.replace('_', '-')} {have}, not {value}",
                     "drop that flag to go on training it, or use a new -m name",
                 )
-        return settings, paths, False
+        # The trainer writes model.toml anew once the data has loaded (see loop.py).
+        return settings.model_copy(update=changes), paths, False
     facesets = family_of_preset(requested.get("preset") or default_preset()).facesets
     for side in facesets:
         if not requested.get(side):

@@ -75,6 +75,7 @@ FAMILY = FamilyInfo(
             "",
             "training videos: a video file or a folder of them (frames of one clip are paired)",
             flag=True,
+            frozen=False,
         ),
         Option(
             "vgg_weights",
@@ -82,6 +83,7 @@ FAMILY = FamilyInfo(
             "",
             "VGG-19 ImageNet weights (torchvision's vgg19-dcbb9e9d.pth); empty: torch hub cache",
             flag=True,
+            frozen=False,
         ),
         Option("size", "int", 256, "frame size in px the networks work at", flag=True),
         Option("num_kp", "int", 10, "keypoints (each with a 2x2 Jacobian)", ge=1, le=64),
