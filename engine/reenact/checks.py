@@ -11,6 +11,7 @@ from engine.convert.video_io import FORMATS, InputVideo, open_input
 from engine.errors import BadInputError, NotFoundError, WorkspaceError
 from engine.media.images import is_image_path
 from engine.media.paths import check_path
+from engine.media.video import is_video_path
 from engine.workspace import Workspace
 
 
@@ -27,10 +28,12 @@ class Inputs:
 def _source_images(source: Path) -> tuple[list[Path], bool]:
     """The portraits SOURCE names, and whether it is a folder."""
     if not check_path(source, "image"):
+        if is_video_path(source):  # its first frame is the portrait
+            return [source], False
         if not is_image_path(source):
             raise BadInputError(
                 f"{source.name} is not a picture (SOURCE is a portrait image or a folder of them)",
-                "give a .jpg, .png or .webp portrait",
+                "give a .jpg, .png or .webp portrait (or a video: its first frame)",
             )
         return [source], False
     from engine.media.sources import _natural_key

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from engine.convert.video_io import InputVideo, decode
+from engine.convert.video_io import InputVideo, decode, open_input
 from engine.errors import BadInputError, CancelledError, NoFacesError, NotFoundError
 from engine.events import CancelToken, Sink, Warning
 from engine.faces.finder import FaceFinder
-from engine.media.images import read_image
+from engine.media.images import is_image_path, read_image
 from engine.media.paths import printable
 from engine.reenact.crop import CropBox, Shot, portrait_face
 
@@ -45,6 +46,36 @@ class Portrait:
         return frame if self.image is None else self.box.paste(self.image, frame)
 
 
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def first_frame(path: Path, start: float | None) -> np.ndarray:
+    """A video's first frame (from `start`): a video given as SOURCE stands for it."""
+    for frame in decode(open_input(path, start, None)):
+        return frame.rgb
+    raise BadInputError(f"{path} contains no decodable frames", "check the file")
+
+
+def _driving_face(
+    image: np.ndarray, shots: list[Shot], finder: FaceFinder
+) -> tuple[CropBox, np.ndarray]:
+    """The driving video's own first frame as the portrait (the paper's reconstruction
+    setting): cut with its shot's box, as the driving frames are, so output and driving
+    crops compare pixel for pixel."""
+    box = shots[0].box if shots else None
+    faces = finder.find(image, video=False) if box is not None else []
+    if box is None or not faces:
+        raise NoFacesError(
+            "no face in the driving video's first frame",
+            "SOURCE is the driving video, so its first frame is the portrait: it must show a face",
+        )
+    return box, max(faces, key=lambda f: f.size).landmarks
+
+
 def load_portraits(
     images: list[Path],
     outputs: list[Path],
@@ -52,15 +83,25 @@ def load_portraits(
     model: Reenactor,
     paste_back: bool,
     sink: Sink,
+    driving: tuple[Path, float | None, list[Shot]] | None = None,
 ) -> list[Portrait]:
     """Each portrait cut square around its face, with its landmarks and keypoints; one
     without a face (or unreadable) is refused when alone, skipped with a warning in a
-    folder (and refused when none is left)."""
+    folder (and refused when none is left). A video stands for its first frame; when it
+    is the driving video (`driving`: its path, --start and planned shots), that frame is
+    cut with its shot's box."""
     portraits = []
     for path, output in zip(images, outputs, strict=True):
         try:
-            image = read_image(path)
-            box, landmarks = portrait_face(image, finder)
+            if is_image_path(path):
+                image = read_image(path)
+                box, landmarks = portrait_face(image, finder)
+            elif driving is not None and same_file(path, driving[0]):
+                image = first_frame(path, driving[1])
+                box, landmarks = _driving_face(image, driving[2], finder)
+            else:
+                image = first_frame(path, None)
+                box, landmarks = portrait_face(image, finder)
         except (BadInputError, NotFoundError, NoFacesError) as exc:
             if isinstance(exc, NoFacesError):
                 exc = NoFacesError(

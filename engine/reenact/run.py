@@ -45,7 +45,13 @@ from engine.faces.finder import FaceFinder
 from engine.media.paths import printable
 from engine.reenact.checks import check
 from engine.reenact.crop import CropBox, Shot, plan_shots
-from engine.reenact.portraits import Portrait, fetch_crops, load_portraits, references
+from engine.reenact.portraits import (
+    Portrait,
+    fetch_crops,
+    load_portraits,
+    references,
+    same_file,
+)
 from engine.results import ReenactResult
 from engine.workspace import Workspace, atomic_path
 
@@ -296,8 +302,13 @@ def reenact(
     model = load_reenactor(workspace, config.model, config.device)
     finder = FaceFinder(config.backend, device=config.device, sink=sink)
     started = time.monotonic()
-    portraits = load_portraits(
-        inputs.images, inputs.outputs, finder, model, config.paste_back, sink
+    # SOURCE the driving video itself (the paper's reconstruction): its first frame is cut
+    # with its shot's box, so the portrait waits for the plan.
+    reconstruct = same_file(config.source, config.driving)
+    portraits = (
+        []
+        if reconstruct
+        else load_portraits(inputs.images, inputs.outputs, finder, model, config.paste_back, sink)
     )
     sink(
         Started(
@@ -308,7 +319,7 @@ def reenact(
                 "size": model.size,
                 "device": str(model.device),
                 "source": printable(config.source),
-                "portraits": len(portraits),
+                "portraits": len(inputs.images),
                 "driving": printable(config.driving),
                 "output": printable(config.output),
                 "frames": video.frames,
@@ -341,6 +352,16 @@ def reenact(
         raise NoFacesError(
             f"no face found in {total} frames of {printable(config.driving)}",
             "the driving video must show a face the face finder can see",
+        )
+    if reconstruct:
+        portraits = load_portraits(
+            inputs.images,
+            inputs.outputs,
+            finder,
+            model,
+            config.paste_back,
+            sink,
+            driving=(config.driving, config.start, shots),
         )
     if len(shots) > 1:
         sink(Info(message=f"{len(shots)} shots in the driving video, each with its own box"))

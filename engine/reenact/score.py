@@ -32,7 +32,6 @@ pasted back, and its face is cut with the portrait's box before comparing.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ from engine.media.images import read_image
 from engine.media.prefetch import prefetch
 from engine.media.sources import expand_sources
 from engine.reenact.crop import CropBox, Shot, plan_shots, portrait_box
+from engine.reenact.portraits import first_frame, same_file
 from engine.results import ReenactScoreResult
 from engine.score import _count_video_frames as count_video_frames
 from engine.train.checkpoint import read_info
@@ -110,21 +110,6 @@ def _video(path: Path, what: str) -> Path:
     if len(items) != 1 or items[0].kind != "video" or not items[0].explicit:
         raise BadInputError(f"{what} {path} is not a video", f"give the {what.lower()} video file")
     return path
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _first_frame(path: Path, start: float | None) -> np.ndarray:
-    from engine.convert.video_io import decode, open_input
-
-    for frame in decode(open_input(path, start, None)):
-        return frame.rgb
-    raise BadInputError(f"{path} contains no decodable frames", "check the file")
 
 
 # ---- faces in crops ------------------------------------------------------------------------
@@ -191,8 +176,8 @@ def _source_picture(path: Path, driving: Path, start: float | None) -> tuple[np.
     if item[0].kind == "image":
         return read_image(path), False
     # A video stands for its first frame (of the scored range, when it is the driving one).
-    same = _same_file(path, driving)
-    return _first_frame(path, start if same else None), same
+    same = same_file(path, driving)
+    return first_frame(path, start if same else None), same
 
 
 def _source(
