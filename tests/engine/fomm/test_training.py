@@ -157,3 +157,32 @@ def test_resumes_from_its_checkpoint(trained, clip: Path) -> None:
     assert started.detail["start_step"] == STEPS and not started.detail["created"]
     assert [e.step for e in events if isinstance(e, Metrics)] == [STEPS + 1]
     assert result.steps == STEPS + 1
+
+
+def test_an_imported_checkpoint_fine_tunes_on_the_users_videos(
+    torch_home: Path, clip: Path, tmp_path: Path
+) -> None:
+    """An imported model records no videos; training it on some is allowed (videos are
+    not frozen), starts from the imported weights and records where they were."""
+    from fomm_authors import SMALL, authors_checkpoint, save
+
+    from engine.train.checkpoint import load_checkpoint
+    from engine.train.families.fomm.importer import import_fomm
+    from engine.train.families.fomm.networks import build_networks
+    from engine.train.store import load_settings
+
+    ws = Workspace(tmp_path / "ws")
+    data = authors_checkpoint(SMALL, seed=3)
+    import_fomm(save(data, tmp_path / "small.pth.tar"), ws, "imp", preset="fomm-small")
+    toml = ws.model_dir("imp") / "model.toml"
+    assert load_settings(toml).videos == ""
+    result = train(ws, "imp", {"videos": str(clip)}, _run(1))
+    assert result.steps == 1
+    assert load_settings(toml).videos == str(clip)
+    # One step of Adam moves the weights a little from the imported ones, not from scratch.
+    networks = build_networks(load_settings(toml))
+    load_checkpoint(ws.model_dir("imp") / "checkpoint.safetensors", networks, None)
+    moved = networks.state_dict()["kp_detector.kp.weight"]
+    imported = data["kp_detector"]["kp.weight"]
+    assert moved.shape == imported.shape
+    assert 0 < (moved - imported).abs().max() < 0.1

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import pytest
 import torch
 
 from engine.errors import BadInputError
 from engine.train.augment import Augmenter, AugmentSpec
-from engine.train.losses import LossSpec, SwapLoss
 
 SIZE = 64
 NONE = AugmentSpec(
@@ -182,28 +178,3 @@ def test_cuda_matches_contract() -> None:
     _check_outputs(faces, outputs)
     again = _run(AugmentSpec(), faces, masks)
     assert torch.equal(outputs[0], again[0])
-
-
-def test_speed_of_augment_and_loss_is_reported() -> None:
-    """Not asserted: prints ms for augment + loss at batch 16, 64 px (run with -s)."""
-    faces, masks = _batch(n=16)
-    augment, loss, gen = Augmenter(AugmentSpec(), SIZE), SwapLoss(LossSpec()), _gen(0)
-
-    def step(backward: bool) -> None:
-        inputs, targets, target_masks = augment(faces, masks, gen)
-        pred = inputs.requires_grad_(backward)
-        total, _ = loss(pred, targets, target_masks)
-        if backward:
-            total.backward()
-
-    for label, backward in (("augment+loss", False), ("augment+loss+backward", True)):
-        step(backward)
-        ms = min(_mean_ms(lambda b=backward: step(b)) for _ in range(3))  # best of 3: shared CPU
-        print(f"\n{label}, batch 16 @ {SIZE}px, {torch.get_num_threads()} threads: {ms:.1f} ms")
-
-
-def _mean_ms(fn: Callable[[], None], reps: int = 10) -> float:
-    start = time.perf_counter()
-    for _ in range(reps):
-        fn()
-    return (time.perf_counter() - start) / reps * 1000
