@@ -24,7 +24,13 @@ if TYPE_CHECKING:
 
 @guarded
 def reenact_command(
-    source: Annotated[Path, typer.Argument(help="A portrait image, or a folder of them.")],
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="A portrait image, a folder of them, or a video (its first frame; DRIVING "
+            "itself: the reconstruction score measures)."
+        ),
+    ],
     driving: Annotated[Path, typer.Argument(help="The video whose motion the portrait follows.")],
     workspace: WorkspaceOpt,
     model: Annotated[
