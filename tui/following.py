@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from textual import work
 from textual.message import Message
+from textual.worker import Worker, WorkerState
 
 from engine.events import CancelToken
 from engine.jobs import Job
@@ -36,11 +37,27 @@ class FollowEnded(Message):
     job: Job
 
 
+@dataclass
+class JobStarted(Message):
+    """The screen's start worker started `job`: the screen follows it."""
+
+    job: Job
+
+
+@dataclass
+class Stopped(Message):
+    """The followed job answered the stop asked of it (`job` as it is now)."""
+
+    job: Job
+
+
 class FollowsJob:
     """Mixed into a Screen (`class TrainScreen(FollowsJob, Screen)`) that follows a job.
 
     It re-attaches to a running job of `job_kind` when the screen is shown, stops
-    following when the screen goes, and keeps `job` and `following` up to date.
+    following when the screen goes, and keeps `job` and `following` up to date. It
+    follows the job the screen's start worker posts (`JobStarted`), and `x`
+    (`action_stop`) asks the followed job to stop, in a worker of group "stop".
 
     The screen provides:
     - `job_kind`: the kind of job it follows ("train", "compare");
@@ -49,12 +66,16 @@ class FollowsJob:
     - `_event_message(generation, event)`: the message that carries one of the job's
       engine events to the screen (run in the worker thread);
     - optionally `_history_of(job)` (worker thread: what to show before the events),
-      `_attached(job, history)`, `_nothing_to_follow()` and `_job_ended(job)`.
+      `_attached(job, history)`, `_nothing_to_follow()` and `_job_ended(job)`;
+    - optionally `_job_started(job)`, `_stop_asked()` and `_stop_answered(job)`: what
+      the screen says when its job starts, when x asks it to stop, and when it answers.
     """
 
     job_kind: ClassVar[str]
     job: Job | None = None  # the job shown (followed, or last followed)
     following = False
+    starting = False  # a job is being started: do not look for one
+    stopping = False  # the followed job is asked to stop; its answer is not in yet
     _generation = 0  # the current follower's; bumped to drop an older one's messages
     _cancel: CancelToken | None = None  # stops the current follower
 
@@ -115,6 +136,47 @@ class FollowsJob:
         self._job_ended(message.job)
         self._refresh_state()
 
+    def on_job_started(self, message: JobStarted) -> None:
+        self.starting = False
+        self.job = message.job
+        self._job_started(message.job)
+        self._follow_job(message.job)
+        self._refresh_state()
+
+    def action_stop(self) -> None:
+        """Ask the followed job to stop (the job's own process saves what it must first)."""
+        if self.job is None or not self.following or self.stopping:
+            return
+        self.stopping = True
+        self._stop_asked()
+        self._refresh_state()
+        self._stop_worker(self.job.id)
+
+    @work(thread=True, group="stop")
+    def _stop_worker(self, job_id: str) -> None:
+        from engine import jobs
+
+        self.post_message(Stopped(jobs.stop_job(self.ws, job_id)))
+
+    def on_stopped(self, message: Stopped) -> None:
+        self.stopping = False
+        self.job = message.job
+        self._stop_answered(message.job)
+        self._refresh_state()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # The app shows the error dialog for a failed worker; here the screen unblocks.
+        # (Textual calls the screen's own handler too: handlers run for each class.)
+        if event.state != WorkerState.ERROR:
+            return
+        if event.worker.group == "stop":
+            self.stopping = False
+        elif event.worker.group == "follow":
+            self.following = False
+        else:
+            return
+        self._refresh_state()
+
     # ---- what the screen adds ---------------------------------------------------------------
 
     def _event_message(self, generation: int, event: Any) -> Message:
@@ -130,4 +192,13 @@ class FollowsJob:
         pass
 
     def _job_ended(self, job: Job) -> None:
+        pass
+
+    def _job_started(self, job: Job) -> None:
+        pass
+
+    def _stop_asked(self) -> None:
+        pass
+
+    def _stop_answered(self, job: Job) -> None:
         pass

@@ -46,7 +46,7 @@ from engine.jobs import Job
 from engine.results import CompareResult
 from engine.train import registry
 from engine.workspace import Workspace
-from tui.following import FollowsJob
+from tui.following import FollowsJob, JobStarted
 from tui.messages import EngineEvent
 from tui.widgets.path_field import PathField
 from tui.widgets.preview_image import PreviewImage
@@ -113,16 +113,6 @@ def _duration(seconds: float) -> str:
 
 
 # ---- messages from workers ----------------------------------------------------------------
-
-
-@dataclass
-class JobStarted(Message):
-    job: Job
-
-
-@dataclass
-class Stopped(Message):
-    job: Job
 
 
 @dataclass
@@ -543,44 +533,22 @@ class CompareScreen(FollowsJob, Screen):
         job = start_job(self.ws, "compare", compare_name(config), config.model_dump(mode="json"))
         self.post_message(JobStarted(job))
 
-    def on_job_started(self, message: JobStarted) -> None:
-        self.starting = False
-        self.job = message.job
-        self._stage(f"started job {message.job.id}")
-        self._follow_job(message.job)
-        self._refresh_state()
+    def _job_started(self, job: Job) -> None:
+        self._stage(f"started job {job.id}")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The app shows the error dialog (the event bubbles on); here the screen only unblocks.
+        # (FollowsJob's handler unblocks a failed stop or follower.)
         if event.state != WorkerState.ERROR:
             return
         if event.worker.group == "start":
             self.starting = False
             self._stage(Text("not started", style="red"))
-        elif event.worker.group == "stop":
-            self.stopping = False
-        elif event.worker.group == "follow":
-            self.following = False
         self._refresh_state()
 
-    def action_stop(self) -> None:
-        if self.job is None or not self.following or self.stopping:
-            return
-        self.stopping = True
+    # x: FollowsJob.action_stop asks the job to stop.
+    def _stop_asked(self) -> None:
         self._stage("stopping: the stage under way saves first…")
-        self._refresh_state()
-        self._stop_worker(self.job.id)
-
-    @work(thread=True, group="stop")
-    def _stop_worker(self, job_id: str) -> None:
-        from engine import jobs
-
-        self.post_message(Stopped(jobs.stop_job(self.ws, job_id)))
-
-    def on_stopped(self, message: Stopped) -> None:
-        self.stopping = False
-        self.job = message.job
-        self._refresh_state()
 
     def action_load_report(self) -> None:
         if not (self.following or self.starting):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -23,7 +22,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (
     Button,
@@ -43,7 +41,7 @@ from engine.events import Warning as EngineWarning
 from engine.jobs import Job
 from engine.results import ReenactResult, ReenactScoreResult
 from engine.workspace import Workspace
-from tui.following import FollowsJob
+from tui.following import FollowsJob, JobStarted
 from tui.messages import EngineEvent, TaskDone, poster
 from tui.widgets.path_field import PathField
 from tui.widgets.preview_image import PreviewImage
@@ -83,19 +81,6 @@ def default_output(ws: Workspace, source: Path, driving: Path, model: str, previ
 
 def _figure(value: float | None, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
-
-
-# ---- messages from workers ----------------------------------------------------------------
-
-
-@dataclass
-class JobStarted(Message):
-    job: Job
-
-
-@dataclass
-class Stopped(Message):
-    job: Job
 
 
 # ---- the screen ---------------------------------------------------------------------------
@@ -380,12 +365,8 @@ class ReenactScreen(FollowsJob, Screen):
         job = start_job(self.ws, "reenact", config.model, config.model_dump(mode="json"))
         self.post_message(JobStarted(job))
 
-    def on_job_started(self, message: JobStarted) -> None:
-        self.starting = False
-        self.job = message.job
-        self._stage(f"started job {message.job.id}")
-        self._follow_job(message.job)
-        self._refresh_state()
+    def _job_started(self, job: Job) -> None:
+        self._stage(f"started job {job.id}")
 
     def _event_message(self, generation: int, event: Any) -> EngineEvent:
         # The task tells an older follower's events apart, so they are dropped.
@@ -403,28 +384,16 @@ class ReenactScreen(FollowsJob, Screen):
             self._stage("stopped: s starts it again")
 
     def action_stop(self) -> None:
+        """x stops the preview or the checks running here, else asks the job to stop."""
         for work_here in (self.preview_cancel, self.check_cancel):
             if work_here is not None:
                 work_here.cancel()
                 self._stage("stopping…")
                 return
-        if self.job is None or not self.following or self.stopping:
-            return
-        self.stopping = True
+        super().action_stop()
+
+    def _stop_asked(self) -> None:
         self._stage("stopping…")
-        self._refresh_state()
-        self._stop_worker(self.job.id)
-
-    @work(thread=True, group="stop")
-    def _stop_worker(self, job_id: str) -> None:
-        from engine import jobs
-
-        self.post_message(Stopped(jobs.stop_job(self.ws, job_id)))
-
-    def on_stopped(self, message: Stopped) -> None:
-        self.stopping = False
-        self.job = message.job
-        self._refresh_state()
 
     # ---- events of the job, or of the preview -------------------------------------------
 
@@ -530,10 +499,7 @@ class ReenactScreen(FollowsJob, Screen):
         elif group == "start" and failed:
             self.starting = False
             self._stage(Text("not started", style="red"))
-        elif group == "stop" and failed:
-            self.stopping = False
-        elif group == "follow" and failed:
-            self.following = False
+        # (FollowsJob's handler unblocks a failed stop or follower.)
         self._refresh_state()
 
     def on_unmount(self) -> None:

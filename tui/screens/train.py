@@ -32,7 +32,7 @@ from engine.jobs import Job
 from engine.model_index import read_metrics
 from engine.train import registry
 from engine.workspace import Workspace, check_name
-from tui.following import FollowsJob
+from tui.following import FollowsJob, JobStarted
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart, Point
 from tui.widgets.preview_image import PreviewImage
@@ -96,16 +96,10 @@ class History(Message):
         self.model, self.records = model, records
 
 
-class JobStarted(Message):
-    def __init__(self, job: Job) -> None:
-        super().__init__()
-        self.job = job
-
-
 class Note(Message):
-    def __init__(self, text: str, job: Job | None = None) -> None:
+    def __init__(self, text: str) -> None:
         super().__init__()
-        self.text, self.job = text, job
+        self.text = text
 
 
 # ---- the screen ---------------------------------------------------------------------------
@@ -548,44 +542,25 @@ class TrainScreen(FollowsJob, Screen):
 
         self.post_message(JobStarted(jobs.start_train(self.ws, model, requested, run)))
 
-    def on_job_started(self, message: JobStarted) -> None:
-        self.starting = False
-        self.job = message.job
-        self._follow_job(message.job)
-        self._refresh_state()
-
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # The app shows the error dialog (the event bubbles on); here the screen only unblocks.
+        # (FollowsJob's handler unblocks a failed stop or follower.)
         if event.state != WorkerState.ERROR:
             return
         if event.worker.group == "start":
             self.starting = False
             self._status("could not start")
-        elif event.worker.group == "stop":
-            self.stopping = False
-        elif event.worker.group == "follow":
-            self.following = False
         self._refresh_state()
 
-    def action_stop(self) -> None:
-        if self.job is None or not self.following or self.stopping:
-            return
-        self.stopping = True
+    # x: FollowsJob.action_stop asks the job to stop.
+    def _stop_asked(self) -> None:
         self._status("stopping: saving a checkpoint…")
-        self._refresh_state()
-        self._stop_worker(self.job.id)
 
-    @work(thread=True, group="stop")
-    def _stop_worker(self, job_id: str) -> None:
-        from engine import jobs
-
-        job = jobs.stop_job(self.ws, job_id)
-        self.post_message(Note(f"{job.state}; checkpoint saved", job))
+    def _stop_answered(self, job: Job) -> None:
+        self._status(f"{job.state}; checkpoint saved")
 
     def on_note(self, message: Note) -> None:
         self.stopping = False
-        if message.job is not None:
-            self.job = message.job
         self._status(message.text)
         self._refresh_state()
 
