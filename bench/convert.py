@@ -24,6 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchutil import looped  # noqa: E402
+
 CLIP = ROOT / "sample_data" / "clip_a.mp4"
 
 
@@ -57,31 +60,6 @@ def decode_encode(clip: Path, out: Path) -> tuple[int, float]:
         frames += 1
     output.close()
     return frames, time.perf_counter() - start
-
-
-def looped(clip: Path, times: int, out: Path) -> Path:
-    """The clip's video `times` over (audio copied once), re-encoded."""
-    import av
-
-    with av.open(str(out), "w") as dst:
-        stream = None
-        pts = 0
-        for _ in range(times):
-            with av.open(str(clip)) as src:
-                vin = src.streams.video[0]
-                if stream is None:
-                    stream = dst.add_stream("libx264", rate=vin.average_rate)
-                    stream.width, stream.height = vin.codec_context.width, vin.codec_context.height
-                    stream.pix_fmt = "yuv420p"
-                for frame in src.decode(vin):
-                    new = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), "rgb24")
-                    new.pts, pts = pts, pts + 1
-                    for packet in stream.encode(new):
-                        dst.mux(packet)
-        assert stream is not None
-        for packet in stream.encode():
-            dst.mux(packet)
-    return out
 
 
 _CHILD = """

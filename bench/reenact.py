@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,32 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(1, str(ROOT / "tests"))
 
+from benchutil import cpu_description, looped, peak_rss_kb  # noqa: E402
+
 FOOTAGE = ROOT.parent / "shared" / "footage"
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-
-
-def cpu_description() -> str:
-    """Model name, threads torch uses, and the flags that decide bf16 speed."""
-    import torch
-
-    model, flags = "", None
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and not model:
-            model = value.strip()
-        elif key.strip() == "flags" and flags is None:
-            flags = set(value.split())
-    model = model or platform.processor() or platform.machine() or "unknown CPU"
-    have = (
-        "flags unknown"
-        if flags is None
-        else ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in CPU_FLAGS)
-    )
-    return f"{model}, {torch.get_num_threads()} threads (torch); {have}"
 
 
 def precision(device: str) -> str:
@@ -86,32 +62,6 @@ def make_model(ws_root: Path) -> tuple[str, float]:
     networks = build_networks(settings)
     save_checkpoint(paths.checkpoint, networks, {}, {}, {"step": 0})
     return "vox", sum(p.numel() for p in networks.parameters()) / 1e6
-
-
-def looped(clip: Path, times: int, out: Path) -> Path:
-    """The clip's video `times` over (no audio), re-encoded with PyAV."""
-    import av
-
-    with av.open(str(out), "w") as dst:
-        stream = None
-        pts = 0
-        for _ in range(times):
-            with av.open(str(clip)) as src:
-                vin = src.streams.video[0]
-                if stream is None:
-                    stream = dst.add_stream("libx264", rate=vin.average_rate)
-                    stream.width, stream.height = vin.codec_context.width, vin.codec_context.height
-                    stream.pix_fmt = "yuv420p"
-                    stream.options = {"crf": "18"}
-                for frame in src.decode(vin):
-                    new = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), "rgb24")
-                    new.pts, pts = pts, pts + 1
-                    for packet in stream.encode(new):
-                        dst.mux(packet)
-        assert stream is not None
-        for packet in stream.encode():
-            dst.mux(packet)
-    return out
 
 
 def decode_encode(clip: Path, size: int, out: Path) -> dict[str, float]:
@@ -167,8 +117,7 @@ def child(ws: Path, model: str, driving: Path, portrait: Path, out: Path, opts: 
     start = time.perf_counter()
     result = reenact(config, Workspace(ws), sink)
     seconds = time.perf_counter() - start
-    status = Path("/proc/self/status").read_text().splitlines()
-    peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
+    peak = peak_rss_kb()
     print(
         json.dumps(
             {
@@ -219,7 +168,7 @@ def main() -> None:
         clip = short_clip(tmp / "clip.mp4", args.seconds, args.driving)
         plain = decode_encode(clip, 256, tmp / "plain.mp4")
         one = reenact_in_child(tmp / "ws", model, clip, args.portrait, tmp / "one.mp4", options)
-        long_clip = looped(clip, args.loops, tmp / "looped.mp4")
+        long_clip = looped(clip, args.loops, tmp / "looped.mp4", crf="18")
         many = reenact_in_child(
             tmp / "ws", model, long_clip, args.portrait, tmp / "many.mp4", options
         )

@@ -28,7 +28,6 @@ utilisation. Last line: `MFU <ratio>` for `original`.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import tempfile
@@ -43,6 +42,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchutil import cpu_description  # noqa: E402
+
 from engine.train.allocator import keep_freed_memory  # noqa: E402
 from engine.train.data import FaceData  # noqa: E402
 from engine.train.families.autoencoder import FAMILY  # noqa: E402
@@ -56,7 +57,6 @@ from engine.workspace import Workspace  # noqa: E402
 
 POOL = 64  # synthetic faces each step draws its batches from
 WARMUP = 2  # untimed steps of each kind first (oneDNN primitives, allocator)
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
@@ -159,27 +159,6 @@ def matmul_flops_per_s(dtype: torch.dtype | None, n: int = 4096, reps: int = 10)
     for _ in range(reps):
         a @ b
     return 2 * n**3 * reps / (time.perf_counter() - start)
-
-
-def cpu_description() -> str:
-    """Model name, threads torch uses, and whether the CPU has the flags that set its speed."""
-    model, flags = "", None
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        key, _, value = line.partition(":")
-        if key.strip() == "model name" and not model:
-            model = value.strip()
-        elif key.strip() == "flags" and flags is None:
-            flags = set(value.split())
-    model = model or platform.processor() or platform.machine() or "unknown CPU"
-    if flags is None:
-        have = "flags unknown (no /proc/cpuinfo)"
-    else:
-        have = ", ".join(f"{flag} {'yes' if flag in flags else 'no'}" for flag in CPU_FLAGS)
-    return f"{model}, {torch.get_num_threads()} threads (torch); {have}"
 
 
 def main() -> None:
