@@ -11,15 +11,20 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from engine.errors import BadInputError, NotFoundError, WorkspaceError
+from engine.media.paths import printable
 
+# Write errors that mean no room: disk full, file-size limit, quota.
+_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 # Owner-only: workspaces hold people's faces.
 DIR_MODE = 0o700
@@ -67,6 +72,43 @@ def atomic_path(target: Path, durable: bool = True) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(target: Path) -> Iterator[Path]:
+    """Yield a hidden folder beside `target` to fill; rename it into place on success
+    (an older `target` is moved aside first, then removed).
+
+    On any failure the hidden folder is removed and `target` is untouched.
+    """
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def disk_full_refused(output: Path) -> Iterator[None]:
+    """A write error that means no room, while `output` is written atomically, becomes
+    one WorkspaceError; any other error passes as it is."""
+    try:
+        yield
+    except OSError as exc:  # PyAV's write errors are OSErrors too
+        if exc.errno not in _DISK_FULL:
+            raise
+        raise WorkspaceError(
+            f"cannot write {printable(output)}: disk full ({exc.strerror})",
+            "free disk space and run again; an older OUTPUT there is kept as it was",
+        ) from None
 
 
 def open_private(path: Path, mode: str = "a", **kwargs: Any) -> IO[Any]:

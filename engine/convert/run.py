@@ -12,13 +12,8 @@ from __future__ import annotations
 
 import errno
 import os
-import queue
-import shutil
-import tempfile
-import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +25,14 @@ from engine.convert.blend import BlendSettings
 from engine.convert.faces import IdentityFilter, ManifestFaces
 from engine.convert.smooth import Face, Frame, Smoother
 from engine.convert.swap import FaceSwapper
-from engine.convert.video_io import FORMATS, DecodedFrame, VideoOutput, decode, open_input
+from engine.convert.video_io import (
+    FORMATS,
+    DecodedFrame,
+    MarkedWriter,
+    VideoOutput,
+    decode,
+    open_input,
+)
 from engine.errors import (
     BadInputError,
     CancelledError,
@@ -48,13 +50,16 @@ from engine.media.shots import ShotCuts
 from engine.media.video import is_video_path
 from engine.results import ConvertPreviewResult, ConvertResult
 from engine.train.inference import TrainedModel, load_trained
-from engine.workspace import Workspace, atomic_path, atomic_write_bytes
+from engine.workspace import (
+    Workspace,
+    atomic_folder,
+    atomic_path,
+    atomic_write_bytes,
+    disk_full_refused,
+)
 
 _PROGRESS_EVERY_S = 0.25
 _SWAP_FRAMES = 8  # frames swapped per model batch
-_WRITE_AHEAD = 8  # frames queued for watermarking and encoding
-# Write errors that mean no room: disk full, file-size limit, quota.
-_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 _TMP_NAME_EXTRA = 14  # what tempfile adds to OUTPUT's name for the file written first
 
 
@@ -189,52 +194,6 @@ class _Progress:
 # ---- video ------------------------------------------------------------------------------
 
 
-class _Writer:
-    """Watermarks frames in a small pool and encodes them, in order, on a thread of its own."""
-
-    def __init__(self, output: VideoOutput) -> None:
-        from engine.provenance import mark_frame
-
-        self._mark = mark_frame
-        self._output = output
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="watermark")
-        self._queue: queue.Queue[tuple[Future[np.ndarray], int] | None] = queue.Queue(
-            maxsize=_WRITE_AHEAD
-        )
-        self.error: BaseException | None = None
-        self.written = 0
-        self._thread = threading.Thread(target=self._run, name="encode", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            while (item := self._queue.get()) is not None:
-                future, pts = item
-                self._output.write(future.result(), pts)
-                self.written += 1
-        except BaseException as exc:  # raised again in the main thread
-            self.error = exc
-            while self._queue.get() is not None:  # let the producer finish
-                pass
-
-    def put(self, rgb: np.ndarray, pts: int) -> None:
-        if self.error is not None:
-            raise self.error
-        self._queue.put((self._pool.submit(self._mark, rgb), pts))
-
-    def finish(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        self._pool.shutdown()
-        if self.error is not None:
-            raise self.error
-
-    def abort(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-        self._pool.shutdown(cancel_futures=True)
-
-
 def _found_faces(
     frames: Iterator[DecodedFrame], setup: _Setup, manifest: ManifestFaces | None
 ) -> Iterator[Frame]:
@@ -293,7 +252,7 @@ def _convert_video(
     try:
         with atomic_path(config.output) as tmp:
             output = VideoOutput(tmp, FORMATS[config.output.suffix.lower()], video)
-            writer = _Writer(output)
+            writer = MarkedWriter(output)
             try:
                 pending: list[Frame] = []
 
@@ -475,21 +434,9 @@ def _convert_images(
 
 def _write_folder(config: ConvertConfig, files: Iterator[tuple[Path, bytes]]) -> None:
     """Fill a hidden folder beside OUTPUT, then rename it into place."""
-    out = config.output
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_folder(config.output) as tmp:
         for path, data in files:
             (tmp / path.name).write_bytes(data)
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # ---- preview ----------------------------------------------------------------------------
@@ -540,14 +487,7 @@ def convert(
     _check_output(config, "image" if kind == "image" else kind)
     if config.preview_frames:
         return _preview(config, workspace, sink, cancel, kind)
-    try:
+    with disk_full_refused(config.output):
         if kind == "video":
             return _convert_video(config, workspace, sink, cancel)
         return _convert_images(config, workspace, sink, cancel, kind)
-    except OSError as exc:  # PyAV's write errors are OSErrors too
-        if exc.errno not in _DISK_FULL:
-            raise
-        raise WorkspaceError(
-            f"cannot write {printable(config.output)}: disk full ({exc.strerror})",
-            "free disk space and run again; an older OUTPUT there is kept as it was",
-        ) from None

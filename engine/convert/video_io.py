@@ -9,7 +9,10 @@ first video frame stays, and so does the video's offset after the audio.
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -30,6 +33,7 @@ FORMATS = {
     ".webm": "webm",
     ".avi": "avi",
 }
+_WRITE_AHEAD = 8  # frames queued for watermarking and encoding
 _CRF = "18"  # visually lossless for the face; the watermark is made to survive far worse
 # Stream tags that would be false on the output: the rotation is applied to the pixels
 # already, the video is re-encoded, and Matroska's statistics describe the old stream.
@@ -245,3 +249,54 @@ class VideoOutput:
         for container in (self._out, self._audio_in):
             with contextlib.suppress(av.error.FFmpegError, OSError, ValueError):
                 container.close()
+
+
+class MarkedWriter:
+    """Watermarks frames in a small pool and encodes them into `output`, in order, on a
+    thread of its own (convert and reenact write their videos through it).
+
+    `put` raises the encoder's error, if any; `finish` waits for the last frame;
+    `abort` gives up on what is queued.
+    """
+
+    def __init__(self, output: VideoOutput) -> None:
+        from engine.provenance import mark_frame
+
+        self._mark = mark_frame
+        self._output = output
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="watermark")
+        self._queue: queue.Queue[tuple[Future[np.ndarray], int] | None] = queue.Queue(
+            maxsize=_WRITE_AHEAD
+        )
+        self.error: BaseException | None = None
+        self.written = 0
+        self._thread = threading.Thread(target=self._run, name="encode", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            while (item := self._queue.get()) is not None:
+                future, pts = item
+                self._output.write(future.result(), pts)
+                self.written += 1
+        except BaseException as exc:  # raised again in the main thread
+            self.error = exc
+            while self._queue.get() is not None:  # let the producer finish
+                pass
+
+    def put(self, rgb: np.ndarray, pts: int) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put((self._pool.submit(self._mark, rgb), pts))
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self._pool.shutdown()
+        if self.error is not None:
+            raise self.error
+
+    def abort(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._pool.shutdown(cancel_futures=True)

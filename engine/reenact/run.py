@@ -26,10 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,7 +35,7 @@ import numpy as np
 
 from engine.config import ReenactConfig
 from engine.convert.video_io import FORMATS, InputVideo, decode
-from engine.errors import BadInputError, CancelledError, NoFacesError, WorkspaceError
+from engine.errors import BadInputError, CancelledError, NoFacesError
 from engine.events import CancelToken, Finished, Info, Progress, Sink, Started, Warning, null_sink
 from engine.faces.finder import FaceFinder
 from engine.media.paths import printable
@@ -53,7 +49,7 @@ from engine.reenact.portraits import (
     same_file,
 )
 from engine.results import ReenactResult
-from engine.workspace import Workspace, atomic_path
+from engine.workspace import Workspace, atomic_folder, atomic_path, disk_full_refused
 
 if TYPE_CHECKING:  # torch is loaded with the model, not on import
     import torch
@@ -67,8 +63,6 @@ _PROGRESS_EVERY_S = 0.25
 # pass (the frames before it held as crops, a few MB at 256 px); one further in is
 # fetched by a pass of its own first.
 WAIT_FOR_REFERENCE = 30
-# Write errors that mean no room: disk full, file-size limit, quota.
-_DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 @contextlib.contextmanager
@@ -79,20 +73,8 @@ def _output_paths(config: ReenactConfig, outputs: list[Path], folder: bool) -> I
         with atomic_path(config.output) as tmp:
             yield [tmp]
         return
-    out = config.output
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_folder(config.output) as tmp:
         yield [tmp / p.name for p in outputs]
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 class _Progress:
@@ -204,14 +186,13 @@ def _run_video(
 ) -> tuple[int, int, int]:
     """Pass 3: every output written; returns (frames, frames without a face, audio streams)."""
     # Convert's writer: watermarks in a small pool, encodes in order on a thread of its own.
-    from engine.convert.run import _Writer
-    from engine.convert.video_io import VideoOutput
+    from engine.convert.video_io import MarkedWriter, VideoOutput
 
     progress = _Progress(sink, "reenact", video.frames)
     frames = without_face = 0
     shot_of = _shot_of(shots)
     outputs: list[VideoOutput] = []
-    writers: list[_Writer] = []
+    writers: list[MarkedWriter] = []
     with _output_paths(config, [p.output for p in portraits], folder) as tmps:
         try:
             for portrait, tmp in zip(portraits, tmps, strict=True):
@@ -219,7 +200,7 @@ def _run_video(
                 fmt = FORMATS[portrait.output.suffix.lower()]
                 sized = dataclasses.replace(video, width=w, height=h)
                 outputs.append(VideoOutput(tmp, fmt, sized))
-                writers.append(_Writer(outputs[-1]))
+                writers.append(MarkedWriter(outputs[-1]))
             animator = _Animator(
                 config, model, portraits, refs, kp_at, lambda p, f, pts: writers[p].put(f, pts)
             )
@@ -367,7 +348,7 @@ def reenact(
         sink(Info(message=f"{len(shots)} shots in the driving video, each with its own box"))
     refs = references(shots, portraits, config.best_frame)
     first = next(n for n, s in enumerate(shots) if s.box is not None)
-    try:
+    with disk_full_refused(config.output):
         if config.preview_frames:
             frames = render_preview(config, video, shots, portraits, refs, model, cancel)
             without_face = audio = 0
@@ -376,13 +357,6 @@ def reenact(
             frames, without_face, audio = _run_video(
                 config, video, shots, portraits, refs, kp_at, model, inputs.folder, sink, cancel
             )
-    except OSError as exc:  # PyAV's write errors are OSErrors too
-        if exc.errno not in _DISK_FULL:
-            raise
-        raise WorkspaceError(
-            f"cannot write {printable(config.output)}: disk full ({exc.strerror})",
-            "free disk space and run again; an older OUTPUT there is kept as it was",
-        ) from None
     seconds = time.monotonic() - started
     if video.undecodable:
         sink(
