@@ -118,6 +118,31 @@ def from_json(line: str) -> Any:
     return _adapter.validate_json(line)
 
 
+class FrameProgress:
+    """Progress of a stage counted in frames, sent to `sink` at most every `every_s`
+    seconds (a forced one always goes): a fast loop cannot flood the front end."""
+
+    def __init__(self, sink: Sink, stage: str, total: int | None, every_s: float = 0.25) -> None:
+        self.sink, self.stage, self.total, self.every_s = sink, stage, total, every_s
+        self._last = 0.0
+
+    def __call__(
+        self, done: int, counts: dict[str, float] | None = None, force: bool = False
+    ) -> None:
+        now = time.monotonic()
+        if force or now - self._last >= self.every_s:
+            self._last = now
+            self.sink(
+                Progress(
+                    stage=self.stage,
+                    done=done,
+                    total=self.total,
+                    unit="frames",
+                    counts=counts or {},
+                )
+            )
+
+
 def null_sink(_event: Any) -> None:
     """A sink for callers that do not care."""
 

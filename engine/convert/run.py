@@ -40,7 +40,16 @@ from engine.errors import (
     NotFoundError,
     WorkspaceError,
 )
-from engine.events import CancelToken, Finished, Info, Progress, Sink, Started, Warning, null_sink
+from engine.events import (
+    CancelToken,
+    Finished,
+    FrameProgress,
+    Info,
+    Sink,
+    Started,
+    Warning,
+    null_sink,
+)
 from engine.faces.finder import FaceFinder
 from engine.faces.identity import Embedder, reference_embeddings
 from engine.media.images import IMAGE_EXTS, is_image_path, read_image
@@ -58,7 +67,6 @@ from engine.workspace import (
     disk_full_refused,
 )
 
-_PROGRESS_EVERY_S = 0.25
 _SWAP_FRAMES = 8  # frames swapped per model batch
 _TMP_NAME_EXTRA = 14  # what tempfile adds to OUTPUT's name for the file written first
 
@@ -171,26 +179,6 @@ def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool)
     return _Setup(model, swapper, finder, detail, source)
 
 
-class _Progress:
-    def __init__(self, sink: Sink, total: int | None) -> None:
-        self.sink, self.total = sink, total
-        self._last = 0.0
-
-    def __call__(self, done: int, swapped: int, force: bool = False) -> None:
-        now = time.monotonic()
-        if force or now - self._last >= _PROGRESS_EVERY_S:
-            self._last = now
-            self.sink(
-                Progress(
-                    stage="convert",
-                    done=done,
-                    total=self.total,
-                    unit="frames",
-                    counts={"faces_swapped": swapped},
-                )
-            )
-
-
 # ---- video ------------------------------------------------------------------------------
 
 
@@ -245,7 +233,7 @@ def _convert_video(
         _hint_covering_facesets(config, workspace, sink, setup.faceset)
     if video.width % 2 or video.height % 2:
         sink(Info(message=f"odd frame size {video.width}x{video.height}: encoding H.264 4:4:4"))
-    progress = _Progress(sink, video.frames or None)
+    progress = FrameProgress(sink, "convert", video.frames or None)
     swapper = setup.swapper
     smoother = Smoother(config.smooth)
     started = time.monotonic()
@@ -264,7 +252,7 @@ def _convert_video(
                     for f in pending:
                         writer.put(f.payload.rgb, f.payload.pts)
                     pending.clear()
-                    progress(swapper.tally.frames, swapper.tally.faces_swapped)
+                    progress(swapper.tally.frames, {"faces_swapped": swapper.tally.faces_swapped})
 
                 frames = prefetch(decode(video), depth=4)
                 for frame in _found_faces(frames, setup, manifest):
@@ -285,7 +273,7 @@ def _convert_video(
     finally:
         if manifest is not None:
             manifest.close()
-    progress(swapper.tally.frames, swapper.tally.faces_swapped, force=True)
+    progress(swapper.tally.frames, {"faces_swapped": swapper.tally.faces_swapped}, force=True)
     return _finish(config, sink, swapper, started, video.undecodable, audio=output.audio_streams)
 
 
@@ -394,7 +382,7 @@ def _convert_images(
     setup = _setup(config, workspace, sink, video=False)
     setup.detail.update(frames=len(items), faces_from="found on the fly")
     sink(Started(stage="convert", detail=setup.detail))
-    progress = _Progress(sink, len(items))
+    progress = FrameProgress(sink, "convert", len(items))
     started = time.monotonic()
     bad = 0
 
@@ -416,7 +404,9 @@ def _convert_images(
             out = mark_frame(_swap_image(setup, image))
             suffix = config.output.suffix if kind == "image" else path.suffix
             yield path, encode_image(out, suffix)
-            progress(setup.swapper.tally.frames, setup.swapper.tally.faces_swapped)
+            progress(
+                setup.swapper.tally.frames, {"faces_swapped": setup.swapper.tally.faces_swapped}
+            )
         if bad == len(items):
             raise BadInputError(
                 f"none of the {bad} images in {config.input} could be read",
@@ -428,7 +418,11 @@ def _convert_images(
             atomic_write_bytes(config.output, data)
     else:
         _write_folder(config, converted())
-    progress(setup.swapper.tally.frames, setup.swapper.tally.faces_swapped, force=True)
+    progress(
+        setup.swapper.tally.frames,
+        {"faces_swapped": setup.swapper.tally.faces_swapped},
+        force=True,
+    )
     return _finish(config, sink, setup.swapper, started, bad)
 
 

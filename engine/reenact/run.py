@@ -36,7 +36,16 @@ import numpy as np
 from engine.config import ReenactConfig
 from engine.convert.video_io import FORMATS, InputVideo, decode
 from engine.errors import BadInputError, CancelledError, NoFacesError
-from engine.events import CancelToken, Finished, Info, Progress, Sink, Started, Warning, null_sink
+from engine.events import (
+    CancelToken,
+    Finished,
+    FrameProgress,
+    Info,
+    Sink,
+    Started,
+    Warning,
+    null_sink,
+)
 from engine.faces.finder import FaceFinder
 from engine.media.paths import printable
 from engine.reenact.checks import check
@@ -58,7 +67,6 @@ if TYPE_CHECKING:  # torch is loaded with the model, not on import
 
     KP = dict[str, torch.Tensor]
 
-_PROGRESS_EVERY_S = 0.25
 # A reference frame this many frames into its shot or fewer is waited for in the reenact
 # pass (the frames before it held as crops, a few MB at 256 px); one further in is
 # fetched by a pass of its own first.
@@ -75,28 +83,6 @@ def _output_paths(config: ReenactConfig, outputs: list[Path], folder: bool) -> I
         return
     with atomic_folder(config.output) as tmp:
         yield [tmp / p.name for p in outputs]
-
-
-class _Progress:
-    def __init__(self, sink: Sink, stage: str, total: int | None) -> None:
-        self.sink, self.stage, self.total = sink, stage, total
-        self._last = 0.0
-
-    def __call__(
-        self, done: int, counts: dict[str, float] | None = None, force: bool = False
-    ) -> None:
-        now = time.monotonic()
-        if force or now - self._last >= _PROGRESS_EVERY_S:
-            self._last = now
-            self.sink(
-                Progress(
-                    stage=self.stage,
-                    done=done,
-                    total=self.total or None,
-                    unit="frames",
-                    counts=counts or {},
-                )
-            )
 
 
 class _Animator:
@@ -188,7 +174,7 @@ def _run_video(
     # Convert's writer: watermarks in a small pool, encodes in order on a thread of its own.
     from engine.convert.video_io import MarkedWriter, VideoOutput
 
-    progress = _Progress(sink, "reenact", video.frames)
+    progress = FrameProgress(sink, "reenact", video.frames or None)
     frames = without_face = 0
     shot_of = _shot_of(shots)
     outputs: list[VideoOutput] = []
@@ -313,7 +299,7 @@ def reenact(
             },
         )
     )
-    plan_progress = _Progress(sink, "plan", video.frames)
+    plan_progress = FrameProgress(sink, "plan", video.frames or None)
     shots = plan_shots(
         config.driving,
         finder,
