@@ -29,7 +29,7 @@ def _snapshot(root: Path, name: str = "x") -> dict[tuple[str, int, int], tuple]:
 def _midway(run: Running, total: int) -> bool:
     progress = run.of("progress")
     return bool(progress) and (
-        progress[-1]["done"] >= total // 2 and progress[-1]["counts"]["faces"] >= 2
+        progress[-1]["done"] >= total // 4 and progress[-1]["counts"]["faces"] >= 2
     )
 
 
@@ -71,12 +71,15 @@ def test_killed_extract_resumes_to_the_uninterrupted_faceset(kind, sources, tmp_
         started = wait_for(lambda: run.of("started") or run.proc.poll() is not None)
         assert started and run.of("started"), run.stderr[-2000:]
         total = run.of("started")[0]["detail"]["frames"]
-        # Midway: half the frames read and some faces committed (they trail the reading).
+        # Midway: a quarter of the frames read and some faces committed (they trail the
+        # reading), so the kill lands well before the end even on a busy machine.
         midway = wait_for(lambda: _midway(run, total) or run.proc.poll() is not None)
         assert midway and run.proc.poll() is None, "finished before it could be killed"
         workers = psutil.Process(run.proc.pid).children(recursive=True)
         run.kill()
-    assert run.progress_done() < total
+    # Killed before it finished: on a busy machine the reading may be done by the time
+    # the kill lands, with faces still to commit (the faceset below must be partial).
+    assert not run.of("finished"), "finished before it could be killed"
     # The killed run's workers go too: nothing keeps holding models and memory.
     _, alive = psutil.wait_procs(workers, timeout=20)
     assert not alive, f"worker processes outlived the killed extract: {alive}"
