@@ -32,7 +32,6 @@ pasted back, and its face is cut with the portrait's box before comparing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,15 @@ import cv2
 import numpy as np
 
 from engine.errors import BadInputError, CancelledError, NoFacesError, NotFoundError
-from engine.events import CancelToken, Finished, Progress, Sink, Started, Warning, null_sink
+from engine.events import (
+    CancelToken,
+    Finished,
+    FrameProgress,
+    Sink,
+    Started,
+    Warning,
+    null_sink,
+)
 from engine.faces.finder import FaceFinder
 from engine.faces.identity import Embedder
 from engine.media.images import read_image
@@ -64,7 +71,6 @@ WORK = 256
 _CROP_MIN_FACE = 80
 # The iBUG outer eye corners: the NME normaliser score uses too.
 _EYE_OUTER = (36, 45)
-_PROGRESS_EVERY_S = 0.25
 
 
 def model_family(workspace: Workspace, name: str) -> str | None:
@@ -261,7 +267,7 @@ class _Scorer:
         self.sink = sink
         self.cancel = cancel
         self.tally = _Tally()
-        self._last_progress = 0.0
+        self._progress_to = FrameProgress(sink, "score", total)
         found = faces.find([source.crop])[0]
         embedding = faces.embed(found) if found is not None else None
         if embedding is None:
@@ -313,20 +319,8 @@ class _Scorer:
         tally.scored += 1
 
     def _progress(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_progress < _PROGRESS_EVERY_S:
-            return
-        self._last_progress = now
         t = self.tally
-        self.sink(
-            Progress(
-                stage="score",
-                done=t.compared,
-                total=self.total,
-                unit="frames",
-                counts={"scored": t.scored},
-            )
-        )
+        self._progress_to(t.compared, {"scored": t.scored}, force=force)
 
 
 def _plan(
@@ -341,17 +335,11 @@ def _plan(
     from engine.convert.video_io import open_input
 
     estimate = open_input(driving, start, end).frames  # the header's word: a bar's length
-    last = 0.0
-
-    def planned(done: int) -> None:
-        nonlocal last
-        if time.monotonic() - last >= _PROGRESS_EVERY_S:
-            last = time.monotonic()
-            sink(Progress(stage="shots", done=done, total=max(done, estimate), unit="frames"))
-
-    shots = plan_shots(driving, finder, start=start, end=end, cancel=cancel, progress=planned)
+    progress = FrameProgress(sink, "shots", estimate)
+    shots = plan_shots(driving, finder, start=start, end=end, cancel=cancel, progress=progress)
     frames = shots[-1].end if shots else 0
-    sink(Progress(stage="shots", done=frames, total=frames, unit="frames"))
+    progress.total = frames
+    progress(frames, force=True)
     return shots
 
 
