@@ -228,8 +228,8 @@ def check_mediapipe() -> Check:
 
 
 def check_vgg19() -> Check:
-    """VGG-19's ImageNet weights, which only training a fomm model needs (its perceptual
-    loss); they are never downloaded, so say which file goes where. Only presence is
+    """VGG-19's ImageNet weights, which only training fomm and fast-swap models needs (their
+    perceptual losses); they are never downloaded, so say which file goes where. Only presence is
     checked: reading the 550 MB file is left to training."""
     if importlib.util.find_spec("torch") is None:
         return Check(
@@ -239,7 +239,7 @@ def check_vgg19() -> Check:
             hint="install torch",
             required=False,
         )
-    from engine.train.families.fomm.vgg import WEIGHTS_FILE, weights_status
+    from engine.train.vgg import WEIGHTS_FILE, weights_status
 
     found, path = weights_status()
     if found:
@@ -247,14 +247,15 @@ def check_vgg19() -> Check:
         return Check(
             name="vgg19",
             ok=True,
-            detail=f"VGG-19 weights at {path} ({size:.0f} MB), for training fomm models",
+            detail=f"VGG-19 weights at {path} ({size:.0f} MB), "
+            "for training fomm and fast-swap models",
             required=False,
         )
     return Check(
         name="vgg19",
         ok=False,
-        detail=f"{WEIGHTS_FILE} not in {path.parent}: fomm models cannot be trained "
-        "(importing and reenacting need no VGG)",
+        detail=f"{WEIGHTS_FILE} not in {path.parent}: fomm and fast-swap models cannot "
+        "be trained (importing, reenacting and converting need no VGG)",
         hint=f"copy torchvision's {WEIGHTS_FILE} into {path.parent}, "
         "or give 'swapdeck train --vgg-weights PATH'",
         required=False,

@@ -10,7 +10,7 @@ import torch.hub
 from cliutil import swapdeck
 
 from engine import doctor
-from engine.train.families.fomm.vgg import WEIGHTS_FILE
+from engine.train.vgg import WEIGHTS_FILE
 
 
 @pytest.fixture

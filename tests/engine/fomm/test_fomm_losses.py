@@ -17,7 +17,7 @@ from engine.train.families.fomm.losses import (
     pyramid,
     usable_scales,
 )
-from engine.train.families.fomm.vgg import Vgg19
+from engine.train.vgg import Vgg19
 
 CPU = torch.device("cpu")
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from vggfile import random_vgg_state, write_random_vgg
 
 from engine.errors import CorruptError, UnavailableError
-from engine.train.families.fomm.vgg import (
+from engine.train.vgg import (
     WEIGHTS_FILE,
     find_weights,
     hub_weights_path,

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from engine.train.families.fomm.vgg import WEIGHTS_FILE, full_features
+from engine.train.vgg import WEIGHTS_FILE, full_features
 
 
 def random_vgg_state(seed: int = 0) -> dict[str, torch.Tensor]:

@@ -26,9 +26,9 @@ from torch import nn
 from engine.errors import BadInputError, NoFacesError
 from engine.train.families.fomm import FAMILY
 from engine.train.families.fomm.losses import RandomWarp, equivariance_losses, perceptual_loss
-from engine.train.families.fomm.vgg import Vgg19, find_weights, load_vgg19
 from engine.train.family import Family, StepContext, StepResult, make_optimizer
 from engine.train.registry import ModelSettingsBase
+from engine.train.vgg import Vgg19, find_weights, load_vgg19
 from engine.workspace import DIR_MODE, Workspace, atomic_write_bytes
 
 # The authors' Adam betas for every FOMM network.

@@ -1,12 +1,12 @@
-"""VGG-19 features for FOMM's perceptual loss, with torchvision's ImageNet weights.
+"""VGG-19 features for perceptual losses, with torchvision's ImageNet weights.
 
-The authors compare generated and real frames in the feature space of an
-ImageNet VGG-19, at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1 (their Vgg19
-module). torchvision is not a dependency, so the layers are written here in
-torchvision's `features` layout: its published file `vgg19-dcbb9e9d.pth` loads
-as it is. swapdeck never downloads it: it is found at --vgg-weights PATH or in
-torch hub's cache, and read with `weights_only=True` (tensors only, nothing
-executed).
+Shared by every family that compares images in VGG-19's feature space: FOMM
+(relu1_1 .. relu5_1, the authors' Vgg19 module) and Fast Face-swap (relu3_1,
+relu4_1 for style, relu4_2 for content). torchvision is not a dependency, so
+the layers are written here in torchvision's `features` layout: its published
+file `vgg19-dcbb9e9d.pth` loads as it is. swapdeck never downloads it: it is
+found at --vgg-weights PATH or in torch hub's cache, and read with
+`weights_only=True` (tensors only, nothing executed).
 """
 
 from __future__ import annotations
@@ -27,9 +27,13 @@ _LAYOUT: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
     512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
 )  # fmt: skip
-# The authors' five slices end after these `features` indices (the ReLUs of
-# conv1_1, conv2_1, conv3_1, conv4_1 and conv5_1); nothing after relu5_1 is used.
+# The FOMM authors' five slices end after these `features` indices (the ReLUs of
+# conv1_1, conv2_1, conv3_1, conv4_1 and conv5_1); the default taps.
 SLICE_ENDS = (2, 7, 12, 21, 30)
+# Where each named ReLU's output is: `features[:end]` ends with it.
+RELU_ENDS = {
+    "relu1_1": 2, "relu2_1": 7, "relu3_1": 12, "relu4_1": 21, "relu4_2": 23, "relu5_1": 30,
+}  # fmt: skip
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -59,11 +63,15 @@ def full_features() -> nn.Sequential:
 
 
 class Vgg19(nn.Module):
-    """Frozen VGG-19 in eval mode: x in [0, 1] (B,3,H,W) -> the five ReLU feature maps."""
+    """Frozen VGG-19 in eval mode: x in [0, 1] (B,3,H,W) -> the feature maps after each
+    of `ends` (`features` indices, ascending; see RELU_ENDS), FOMM's five by default."""
 
-    def __init__(self) -> None:
+    def __init__(self, ends: tuple[int, ...] = SLICE_ENDS) -> None:
         super().__init__()
-        self.features = _features(SLICE_ENDS[-1])
+        if not ends or list(ends) != sorted(set(ends)):
+            raise ValueError(f"VGG-19 taps must ascend, got {ends}")
+        self.ends = tuple(ends)
+        self.features = _features(self.ends[-1])
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), False)
         self.requires_grad_(False)
@@ -76,7 +84,7 @@ class Vgg19(nn.Module):
         h = (x - self.mean) / self.std
         out = []
         start = 0
-        for end in SLICE_ENDS:
+        for end in self.ends:
             for layer in self.features[start:end]:
                 h = layer(h)
             out.append(h)
@@ -95,8 +103,9 @@ def weights_status(configured: str = "") -> tuple[bool, Path]:
     return path.is_file(), path
 
 
-def find_weights(configured: str = "") -> Path:
-    """The VGG-19 weights file, or one UnavailableError saying which file goes where."""
+def find_weights(configured: str = "", purpose: str = "FOMM's perceptual loss") -> Path:
+    """The VGG-19 weights file, or one UnavailableError saying which file goes where
+    (`purpose`: what needs it, for the message)."""
     found, path = weights_status(configured)
     if found:
         return path
@@ -107,8 +116,7 @@ def find_weights(configured: str = "") -> Path:
             f"or put it in {hub_weights_path().parent}",
         )
     raise UnavailableError(
-        f"FOMM's perceptual loss needs VGG-19's ImageNet weights: {WEIGHTS_FILE} "
-        f"is not in {path.parent}",
+        f"{purpose} needs VGG-19's ImageNet weights: {WEIGHTS_FILE} is not in {path.parent}",
         f"copy torchvision's {WEIGHTS_FILE} into that folder, or give --vgg-weights PATH",
     )
 
@@ -134,10 +142,13 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def load_vgg19(path: Path, device: torch.device | str = "cpu") -> Vgg19:
-    """VGG-19 with the weights of `path` (a torchvision state dict; classifier.* ignored)."""
+def load_vgg19(
+    path: Path, device: torch.device | str = "cpu", ends: tuple[int, ...] = SLICE_ENDS
+) -> Vgg19:
+    """VGG-19 tapped after `ends`, with the weights of `path` (a torchvision state dict;
+    layers past the last tap and classifier.* are ignored)."""
     state = _read_state(path)
-    wanted = expected_shapes()
+    wanted = expected_shapes(ends[-1])
     features: dict[str, torch.Tensor] = {}
     for key, shape in wanted.items():
         value = state.get(key)
@@ -153,6 +164,6 @@ def load_vgg19(path: Path, device: torch.device | str = "cpu") -> Vgg19:
                 f"use a good copy of {WEIGHTS_FILE}",
             )
         features[key.removeprefix("features.")] = value.float()
-    vgg = Vgg19()
+    vgg = Vgg19(ends)
     vgg.features.load_state_dict(features)
     return vgg.to(device)
