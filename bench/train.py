@@ -80,7 +80,8 @@ class TrainerStep:
         s = arch.size
         faces = torch.randint(0, 256, (POOL, 3, s, s), dtype=torch.uint8)
         masks = torch.randint(0, 256, (POOL, 2, s, s), dtype=torch.uint8)
-        data = FaceData("synthetic", faces, masks, faces[:4], masks[:4])
+        poses = torch.zeros(POOL, 3)
+        data = FaceData("synthetic", faces, masks, faces[:4], masks[:4], poses, poses[:4])
         self.family.data_a = self.family.data_b = data
         torch.manual_seed(0)
         self.model = self.family.build()

@@ -2,7 +2,8 @@
 
 Each face comes with two mask channels: the landmark-hull face mask stored at
 extraction, and the eyes+mouth region drawn from its landmarks (the loss
-weights those more). A few faces are held out for previews.
+weights those more), and its head pose (yaw, pitch, roll in degrees). A few faces
+are held out for previews.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ class FaceData:
     masks: torch.Tensor  # (N, 2, S, S) uint8: face hull, eyes+mouth
     held_faces: torch.Tensor  # (H, 3, S, S) uint8, kept out of training for previews
     held_masks: torch.Tensor
+    poses: torch.Tensor  # (N, 3) float32: yaw, pitch, roll in degrees, as extract measured
+    held_poses: torch.Tensor  # (H, 3)
 
     def __len__(self) -> int:
         return int(self.faces.shape[0])
@@ -42,6 +45,8 @@ class FaceData:
             self.masks.to(device),
             self.held_faces.to(device),
             self.held_masks.to(device),
+            self.poses.to(device),
+            self.held_poses.to(device),
         )
 
 
@@ -96,9 +101,18 @@ def load_faces(workspace: Workspace, name: str, size: int, held_out: int = 4) ->
             loaded = list(pool.map(lambda r: _load_one(faceset, r, stored, size), records))
     faces = torch.from_numpy(np.stack([f for f, _ in loaded]))
     masks = torch.from_numpy(np.stack([m for _, m in loaded]))
+    poses = torch.tensor([[r.yaw, r.pitch, r.roll] for r in records], dtype=torch.float32)
     # Hold out evenly spaced faces, so previews show what training never saw.
     held = min(held_out, len(records) // 10) or 1
     held_idx = torch.linspace(0, len(records) - 1, held).round().long().unique()
     keep = torch.ones(len(records), dtype=torch.bool)
     keep[held_idx] = False
-    return FaceData(name, faces[keep], masks[keep], faces[held_idx], masks[held_idx])
+    return FaceData(
+        name,
+        faces[keep],
+        masks[keep],
+        faces[held_idx],
+        masks[held_idx],
+        poses[keep],
+        poses[held_idx],
+    )

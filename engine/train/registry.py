@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, create_model
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from engine.config import StageConfig
 from engine.errors import BadInputError
@@ -26,10 +26,14 @@ from engine.workspace import check_name
 # Packages whose FAMILY ships with swapdeck; more can be added with `register`, or
 # named (comma-separated modules with a FAMILY) in this variable of the caller's
 # environment, so that detached jobs and torchrun workers know them too.
-BUILTIN = ("engine.train.families.autoencoder", "engine.train.families.fomm")
+BUILTIN = (
+    "engine.train.families.autoencoder",
+    "engine.train.families.fomm",
+    "engine.train.families.fast_swap",
+)
 PLUGINS_ENV = "SWAPDECK_FAMILIES"
 
-OptionKind = Literal["int", "float", "str", "bool", "faceset"]
+OptionKind = Literal["int", "float", "str", "bool", "faceset", "facesets"]
 _PYTHON_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
 
 
@@ -50,10 +54,12 @@ class Option:
     # Frozen into model.toml at creation; an unfrozen one (where the training data
     # lies, say) may be given anew whenever an existing model trains on.
     frozen: bool = True
+    # A faceset option a model may do without (its default None then means "none").
+    optional: bool = False
 
     @property
     def required(self) -> bool:
-        return self.default is None and self.kind == "faceset"
+        return self.default is None and self.kind == "faceset" and not self.optional
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,9 @@ class FamilyInfo:
     facesets: tuple[str, ...] = ()
     # Whether convert can use its models to swap faces in footage.
     converts: bool = False
+    # Whether its models swap both ways (a-to-b and b-to-a), and can rebuild each
+    # side's own faces (score's reconstruction SSIM). A per-target network does neither.
+    both_ways: bool = True
 
     def preset(self, name: str) -> Preset:
         for preset in self.presets:
@@ -140,9 +149,19 @@ def _faceset_name(value: str | None) -> str | None:
         raise ValueError(exc.one_line()) from None
 
 
+def _faceset_names(value: Any) -> Any:
+    """A list of faceset names; one comma-separated string (--set inputs=x,y) is split."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
 def _field(option: Option) -> tuple[Any, Any]:
-    if option.kind == "faceset":
-        kind: Any = Annotated[str, AfterValidator(_faceset_name)]
+    if option.kind == "facesets":
+        name = Annotated[str, AfterValidator(_faceset_name)]
+        kind: Any = Annotated[tuple[name, ...], BeforeValidator(_faceset_names)]  # type: ignore[valid-type]
+    elif option.kind == "faceset":
+        kind = Annotated[str, AfterValidator(_faceset_name)]
         if not option.required:
             kind = kind | None
     elif option.choices:
@@ -161,7 +180,7 @@ def settings_model(family: str) -> type[ModelSettingsBase]:
     fields: dict[str, Any] = {o.name: _field(o) for o in info.options}
     fields["family"] = (Literal[info.name], info.name)
     fields["preset"] = (Literal[tuple(p.name for p in info.presets)], info.presets[0].name)
-    name = "".join(part.title() for part in family.split("_")) + "Settings"
+    name = "".join(part.title() for part in family.replace("-", "_").split("_")) + "Settings"
     return create_model(name, __base__=ModelSettingsBase, **fields)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -95,7 +95,14 @@ def _coerce(info: FamilyInfo, given: dict[str, Any]) -> dict[str, Any]:
                 f"their options: {', '.join(sorted(known - {'preset'}))}",
             )
         try:
-            out[key] = TypeAdapter(cls.model_fields[key].annotation).validate_python(value)
+            field = cls.model_fields[key]
+            # With its validators (a comma-separated list splits) and limits.
+            kind = (
+                Annotated[(field.annotation, *field.metadata)]
+                if field.metadata
+                else field.annotation
+            )
+            out[key] = TypeAdapter(kind).validate_python(value)
         except ValidationError as exc:
             raise BadInputError(
                 f"invalid {key}: {exc.errors()[0]['msg']}", "see 'swapdeck train --help'"
