@@ -187,6 +187,7 @@ def train_light(
         loss.backward()
         optim.step()
         losses.append(float(loss.detach()))
+    optim.zero_grad(set_to_none=True)  # no stale gradients left on a frozen network
     net.eval()
     net.requires_grad_(False)
     return losses
