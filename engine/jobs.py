@@ -379,7 +379,8 @@ def _child_env(kind: JobKind) -> dict[str, str]:
 # Options `swapdeck train` has flags for; the others are given as --set KEY=VALUE.
 _TRAIN_FLAGS = frozenset(
     {"faceset_a", "faceset_b", "preset", "size", "layout", "batch_size", "lr", "loss", "seed"}
-    | {"videos", "vgg_weights"}  # fomm's
+    | {"videos", "vgg_weights"}  # fomm's (fast-swap's too)
+    | {"inputs"}  # fast-swap's, a list: the flag once per name
 )
 
 
@@ -389,8 +390,14 @@ def train_command(workspace: Workspace, model: str, requested: dict[str, Any], r
     for key, value in requested.items():
         if value is None:
             continue
-        if key in _TRAIN_FLAGS:
-            line += [f"--{key.replace('_', '-')}", str(value)]
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, list | tuple):  # a list (in job.json a tuple is a list)
+            if key in _TRAIN_FLAGS and value:
+                line += [part for item in value for part in (flag, str(item))]
+            else:  # no flag, or empty (which --set says and a repeated flag cannot)
+                line += ["--set", f"{key}={','.join(map(str, value))}"]
+        elif key in _TRAIN_FLAGS:
+            line += [flag, str(value)]
         else:  # a family option without a flag of its own
             line += ["--set", f"{key}={value}"]
     defaults = RunSettings()

@@ -1,4 +1,4 @@
-"""`swapdeck train`: learn a model (a swap model from two facesets, or FOMM from videos)."""
+"""`swapdeck train`: learn a model (a swap model from facesets, or FOMM from videos)."""
 
 from __future__ import annotations
 
@@ -106,7 +106,13 @@ def train_command(
     workspace: WorkspaceOpt,
     model: Annotated[str, typer.Option("--model", "-m", help="Model name (created if new).")],
     faceset_a: Annotated[
-        str | None, typer.Option("--faceset-a", "-a", help="Faceset of person A (the footage).")
+        str | None,
+        typer.Option(
+            "--faceset-a",
+            "-a",
+            help="Faceset of person A (the footage); fast-swap: optional, its faces join "
+            "the inputs.",
+        ),
     ] = None,
     faceset_b: Annotated[
         str | None, typer.Option("--faceset-b", "-b", help="Faceset of person B (the new face).")
@@ -118,13 +124,23 @@ def train_command(
         str | None,
         typer.Option(help=f"Model family ({_FAMILIES}); a new model gets its first preset."),
     ] = None,
+    inputs: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--inputs",
+            help="fast-swap: a faceset whose faces are training inputs; repeat for more "
+            "(default: every faceset but B's).",
+        ),
+    ] = None,
     videos: Annotated[
         Path | None,
         typer.Option(help="fomm: training videos, a file or a folder (frames of a shot pair up)."),
     ] = None,
     vgg_weights: Annotated[
         Path | None,
-        typer.Option(help="fomm: VGG-19 weights (vgg19-dcbb9e9d.pth); default: torch hub's cache."),
+        typer.Option(
+            help="fomm, fast-swap: VGG-19 weights (vgg19-dcbb9e9d.pth); default: torch hub's cache."
+        ),
     ] = None,
     size: Annotated[
         int | None, typer.Option(help="Model input size in px (hd: 128-256; fomm-small: 64-128).")
@@ -176,8 +192,10 @@ def train_command(
     """Train a face swap from facesets, or a FOMM reenactor (--family fomm) from videos.
 
     The preset (or --family) says which family: autoencoder swaps faces, from facesets
-    -a and -b; fomm (the First Order Motion Model, for reenact) learns from --videos of
-    talking faces, with VGG-19's ImageNet weights for its loss.
+    -a and -b; fast-swap learns one network per target -b from the faces of the other
+    facesets (--inputs), with VGG-19's ImageNet weights for its losses; fomm (the First
+    Order Motion Model, for reenact) learns from --videos of talking faces, with VGG-19
+    too.
     """
     from engine.config import RunSettings, build
     from engine.train.loop import train
@@ -208,6 +226,7 @@ def train_command(
         **_options(option),
         "faceset_a": faceset_a,
         "faceset_b": faceset_b,
+        "inputs": tuple(inputs) if inputs else None,
         "preset": _preset_for_family(family, preset, workspace, model),
         "videos": _absolute(videos),
         "vgg_weights": _absolute(vgg_weights),
@@ -285,6 +304,8 @@ def _rebuild_args(values: dict[str, object]) -> list[str]:
             args += [flag, str(Path(value)) if key == "workspace" else str(value)]
     if values.get("compile_model"):
         args.append("--compile")
+    for name in values.get("inputs") or []:  # type: ignore[union-attr]
+        args += ["--inputs", str(name)]
     for pair in values.get("option") or []:  # type: ignore[union-attr]
         args += ["--set", str(pair)]
     args.append("--resume" if values.get("resume") else "--no-resume")

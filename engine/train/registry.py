@@ -280,7 +280,28 @@ def describe() -> str:
         for preset in info.presets:
             lines.append(f"  preset {preset.name}: {preset.help}")
         for option in info.options:
-            default = "required" if option.required else f"default {option.default}"
-            choices = f" ({' | '.join(map(str, option.choices))})" if option.choices else ""
-            lines.append(f"  {option.name}{choices}, {default}: {option.help}")
+            lines.append(
+                f"  {option.name}{_kind_text(option)}, {_default_text(option)}: {option.help}"
+            )
     return "\n".join(lines)
+
+
+def _kind_text(option: Option) -> str:
+    if option.choices:
+        return f" ({' | '.join(map(str, option.choices))})"
+    if option.kind == "facesets":
+        # How a list is given: its flag once per name, or --set with commas.
+        flag = option.name.replace("_", "-")
+        how = f"--{flag} NAME, repeatable" if option.flag else f"--set {flag}=NAME,NAME"
+        return f" (faceset names: {how})"
+    return ""
+
+
+def _default_text(option: Option) -> str:
+    if option.required:
+        return "required"
+    if option.kind == "faceset" and option.default is None:
+        return "optional"
+    if option.default in ("", ()):
+        return "default empty"
+    return f"default {option.default}"
