@@ -73,6 +73,56 @@ def sample_compare(sample_workspace: Workspace, tmp_path_factory: pytest.TempPat
     return ws, config, compare(config, ws, events.append), events
 
 
+@pytest.fixture(scope="session")
+def fast_swap_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory):
+    """A fast-swap-small model `fs` of B = `b` (inputs: `a`, the default), 40 steps at batch 4
+    against a random VGG-19, in a workspace of its own holding copies of the sample
+    facesets: (workspace, model name, the training events). Shared by the engine's, the
+    CLI's and the wizard's fast-swap tests; treat it as read-only (copy it to train on)."""
+    import shutil
+
+    import torch
+    import torch.hub
+    from vggfile import torch_home_with_vgg
+
+    from engine.config import RunSettings
+    from engine.train.loop import train
+
+    root = tmp_path_factory.mktemp("fast_swap")
+    ws = Workspace(root / "ws")
+    shutil.copytree(sample_workspace.facesets_dir, ws.root / "facesets")
+    home = torch_home_with_vgg(root / "torch")
+    requested = {
+        "preset": "fast-swap-small",
+        "faceset_b": "b",
+        "batch_size": 4,
+        "seed": 3,
+        "light_steps": 20,
+        "lr": 2e-3,
+    }
+    run = build(
+        RunSettings,
+        steps=40,
+        save_every=40,
+        preview_every=40,
+        snapshot_every=0,
+        log_every=1,
+        device="cpu",
+        precision="fp32",
+    )
+    events: list = []
+    threads = torch.get_num_threads()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(home))
+        mp.setattr(torch.hub, "_hub_dir", None)  # a set_dir() would hide TORCH_HOME
+        torch.set_num_threads(1)  # on contended cores two threads wait on each other
+        try:
+            train(ws, "fs", requested, run, events.append)
+        finally:
+            torch.set_num_threads(threads)
+    return ws, "fs", events
+
+
 @pytest.fixture
 def facesets_ws(sample_workspace: Workspace, tmp_path: Path) -> Path:
     """A private workspace holding copies of the sample facesets `a` and `b`, no models:
