@@ -140,6 +140,18 @@ class Family(ABC):
     def preview(self, networks: nn.Module, path: Path) -> Path:
         """Write a preview image of held-out data to `path` (atomically)."""
 
+    @classmethod
+    def inference_module(cls, settings: ModelSettingsBase) -> nn.Module:
+        """The module convert and score swap faces with, built from model.toml alone (no data).
+
+        Families whose `info.converts` is True implement it. The module loads the
+        checkpoint's keys (it is the module `build()` returns, or holds the same keys),
+        has attributes `size: int` and `learns_mask: bool`, and
+        `forward(x, identity) -> (face, mask | None)`: x (N, 3, S, S) in [0, 1], identity
+        a side ("a", "b"), face (N, 3, S, S) in [0, 1], mask (N, 1, S, S) in [0, 1].
+        """
+        raise NotImplementedError(f"{cls.info.name} models do not swap faces")
+
 
 def parameters(modules: Iterable[nn.Module]) -> Iterator[nn.Parameter]:
     for module in modules:

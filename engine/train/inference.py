@@ -1,4 +1,8 @@
-"""A trained model, loaded for swapping faces (convert, score)."""
+"""A trained model, loaded for swapping faces (convert, score).
+
+Any family whose models convert supplies the module through
+`Family.inference_module(settings)`; this module knows no family's networks.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from engine.errors import BadInputError, NotFoundError, SwapdeckError
 from engine.train import dist
 from engine.train.checkpoint import load_checkpoint
-from engine.train.families.autoencoder.family import arch_of, facesets_geometry
-from engine.train.models import build_model
-from engine.train.models.base import SwapModel
-from engine.train.registry import CropGeometry, ModelSettingsBase, get_family
-from engine.train.store import ModelPaths, create_model, open_model, with_geometry
+from engine.train.registry import CropGeometry, ModelSettingsBase, get_family, implementation
+from engine.train.store import (
+    LEGACY_FAMILY,
+    ModelPaths,
+    create_model,
+    open_model,
+    with_geometry,
+)
 from engine.workspace import Workspace
 
 # Models made before model.toml kept the crop geometry, whose facesets are gone too.
@@ -26,17 +34,32 @@ _DEFAULT_COVERAGE = 0.75
 class TrainedModel:
     name: str
     settings: ModelSettingsBase
-    model: SwapModel
+    model: nn.Module  # Family.inference_module's: size, learns_mask, forward(x, identity)
     step: int
     device: torch.device
 
     @property
     def size(self) -> int:
-        return self.model.size
+        return int(self.model.size)
 
     @property
     def learns_mask(self) -> bool:
-        return self.model.learns_mask
+        return bool(self.model.learns_mask)
+
+    @property
+    def both_ways(self) -> bool:
+        """Whether it swaps b-to-a too, and rebuilds each side's own faces."""
+        return get_family(self.settings.family).both_ways
+
+    def check_direction(self, direction: str) -> None:
+        """Refuse b-to-a for a model that swaps only into its target (a per-target network)."""
+        if direction == "b-to-a" and not self.both_ways:
+            target = getattr(self.settings, "faceset_b", None)
+            raise BadInputError(
+                f"model {self.name} is a {self.settings.family} model: it swaps faces only "
+                f"into B ({target}), not b-to-a",
+                "leave out --direction (a-to-b), or train a model for the other person",
+            )
 
     def geometry(self, side: str) -> CropGeometry:
         """How side `side`'s training faces were cut (convert cuts its faces the same way)."""
@@ -58,7 +81,12 @@ class TrainedModel:
 def _record_geometry(
     workspace: Workspace, settings: ModelSettingsBase, paths: ModelPaths
 ) -> ModelSettingsBase:
-    """An older model learns its crop geometry from its facesets while they exist."""
+    """An older model learns its crop geometry from its facesets while they exist.
+
+    Only autoencoders were made before model.toml kept the geometry.
+    """
+    from engine.train.families.autoencoder.family import facesets_geometry
+
     updated = with_geometry(settings, facesets_geometry(workspace, settings))
     if updated is not settings:
         with contextlib.suppress(OSError, SwapdeckError):  # read-only: use it all the same
@@ -85,10 +113,10 @@ def load_trained(workspace: Workspace, name: str, device: str = "auto") -> Train
             f"model {name} has not been trained yet (no checkpoint)",
             f"train it first: swapdeck train -w {workspace.root} -m {name}",
         )
-    if len(settings.geometry) < 2:
+    if settings.family == LEGACY_FAMILY and len(settings.geometry) < 2:
         settings = _record_geometry(workspace, settings, paths)
     torch_device = dist.resolve_device(device, dist.DistInfo())
-    model = build_model(arch_of(settings))
+    model = implementation(settings.family).inference_module(settings)
     info, _ = load_checkpoint(paths.checkpoint, model, None)
     model.to(torch_device).eval()
     return TrainedModel(

@@ -114,6 +114,10 @@ class AutoencoderFamily(Family):
     def build(self) -> nn.Module:
         return build_model(self.arch)
 
+    @classmethod
+    def inference_module(cls, settings: ModelSettingsBase) -> nn.Module:
+        return build_model(arch_of(settings))
+
     def forward_module(self, networks: nn.Module) -> nn.Module:
         return _Pair(networks)  # type: ignore[arg-type]
 
