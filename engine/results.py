@@ -186,7 +186,8 @@ class PairScores(_Frozen):
 
 
 class Reconstruction(_Frozen):
-    """Masked SSIM of each side's held-out faces rebuilt by its own decoder."""
+    """Masked SSIM of each side's held-out faces rebuilt by its own decoder (None, 0 faces:
+    a model that swaps one way only rebuilds none)."""
 
     ssim_a: float | None
     faces_a: int
@@ -200,7 +201,7 @@ class ScoreResult(_Frozen):
     model: str
     step: int
     direction: str
-    source: str
+    source: str | None = Field(description="the faceset replaced; None: the model names none")
     target: str
     backend: str
     videos: list[PairScores]

@@ -12,6 +12,9 @@ in the original:
   original against swapped (a swap that flickers shows up as a ratio above 1);
 
 and, once per model, reconstruction SSIM (A→A, B→B) on the faces training held out.
+A model that swaps one way only (a per-target network such as fast-swap) rebuilds
+no faces, so it has no reconstruction figures; without a faceset of A it has no
+source identity either, and its faces are measured against the target alone.
 
 Landmarks on both frames are fitted from the same box (the original face's):
 the swapped face sits where the original was, a detector may miss an imperfect
@@ -221,10 +224,11 @@ class _Tally:
         if track is not None:
             self.tracks.setdefault(track, []).append(sample)
 
-    def add_identity(self, to_target: float, to_source: float) -> None:
-        self.closer_to_target.append(to_target < to_source)
+    def add_identity(self, to_target: float, to_source: float | None) -> None:
         self.dist_target.append(to_target)
-        self.dist_source.append(to_source)
+        if to_source is not None:  # retrieval needs both identities
+            self.closer_to_target.append(to_target < to_source)
+            self.dist_source.append(to_source)
 
     def _stability(self) -> dict[str, float | None]:
         px: dict[str, list[float]] = {"original": [], "swapped": []}
@@ -298,7 +302,9 @@ def _masked_ssim(pred: np.ndarray, target: torch.Tensor, mask: torch.Tensor) -> 
 
 
 def _reconstruction(workspace: Workspace, trained: TrainedModel) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"ssim_a": None, "faces_a": 0, "ssim_b": None, "faces_b": 0}
+    if not trained.both_ways:  # it cannot redraw a face as its own person
+        return out
     settings = trained.settings
     for side, name in (("a", settings.faceset_a), ("b", settings.faceset_b)):
         # load_faces holds out the same faces training did, so this is unseen data.
@@ -380,7 +386,7 @@ class _Scorer:
             track = face.track.id if face.track is not None else None
             tally.add_geometry(_Sample(index, before, after, eyes), track)
             self.faces += 1
-            if self.target is None or self.source is None:
+            if self.target is None:
                 continue
             try:
                 embedding = self.embedder.embed(swapped, after)
@@ -389,7 +395,7 @@ class _Scorer:
                 continue
             tally.add_identity(
                 float(np.linalg.norm(embedding - self.target)),
-                float(np.linalg.norm(embedding - self.source)),
+                None if self.source is None else float(np.linalg.norm(embedding - self.source)),
             )
 
     def _warn_about(self, tally: _Tally, original: _Footage, swapped: _Footage) -> None:
@@ -449,15 +455,27 @@ def score(
     if not pairs:
         raise BadInputError("nothing to score", "give ORIGINAL SWAPPED paths")
     trained = load_trained(workspace, model)
+    trained.check_direction(direction)
     footage = [_open_pair(Path(o), Path(s)) for o, s in pairs]
     settings = trained.settings
-    source, target = settings.faceset_a, settings.faceset_b
-    if direction == "b-to-a":
-        source, target = target, source
-    centroids = {name: _centroid(workspace, name) for name in (source, target)}
+    # A per-target network may name no faceset of A (it learnt from anyone's faces).
+    source: str | None = getattr(settings, "faceset_a", None)
+    target: str = settings.faceset_b  # type: ignore[attr-defined]
+    if direction == "b-to-a":  # both-ways models only: both facesets are named
+        source, target = target, str(source)
+    if source is None:
+        sink(
+            Warning(
+                message=f"model {model} names no faceset of the person replaced",
+                hint="identity is measured against the target only: distance to source "
+                "and retrieval are null",
+            )
+        )
+    centroids = {name: _centroid(workspace, name) for name in (source, target) if name is not None}
     for name, centroid in centroids.items():
         if centroid is None:
-            sink(Warning(message=f"faceset {name} has no embeddings", hint="identity is null"))
+            nulled = "identity is null" if name == target else "distance to source is null"
+            sink(Warning(message=f"faceset {name} has no embeddings", hint=nulled))
     finder = FaceFinder(backend=backend, min_face=min_face, sink=sink)
     total = sum(first.frames for first, _ in footage)
     sink(
@@ -476,7 +494,14 @@ def score(
     )
     # Before the footage, so a faceset that can no longer be loaded fails fast.
     reconstruction = _reconstruction(workspace, trained)
-    scorer = _Scorer(finder, centroids[target], centroids[source], total, sink, cancel)
+    scorer = _Scorer(
+        finder,
+        centroids[target],
+        None if source is None else centroids[source],
+        total,
+        sink,
+        cancel,
+    )
     videos = [scorer.score_pair(first, second) for first, second in footage]
     result = ScoreResult.model_validate(
         _rounded(

@@ -59,7 +59,8 @@ def _table(result: ScoreResult) -> Table:
     table = Table(
         "",
         *(name for name, _ in columns),
-        title=f"model {result.model} (step {result.step}), {result.source} → {result.target}",
+        title=f"model {result.model} (step {result.step}), "
+        f"{result.source or 'any face'} → {result.target}",
     )
     for key in ("frames", "faces", "skipped"):
         counts = (str(getattr(v, key)) for v in videos)
@@ -230,7 +231,10 @@ def score_command(
         return
     out_console.print(_table(result))
     rec = result.reconstruction
+    if rec.ssim_a is None and rec.ssim_b is None:
+        out_console.print("reconstruction SSIM: none measured (a one-way model rebuilds no faces)")
+        return
     out_console.print(
-        f"reconstruction SSIM on held-out faces: A→A {rec.ssim_a:.3f} ({rec.faces_a} faces), "
-        f"B→B {rec.ssim_b:.3f} ({rec.faces_b} faces)"
+        f"reconstruction SSIM on held-out faces: A→A {_cell(rec.ssim_a, '{:.3f}')} "
+        f"({rec.faces_a} faces), B→B {_cell(rec.ssim_b, '{:.3f}')} ({rec.faces_b} faces)"
     )

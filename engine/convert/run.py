@@ -77,7 +77,8 @@ class _Setup:
     swapper: FaceSwapper
     finder: FaceFinder | None
     detail: dict[str, Any]
-    faceset: str  # the faceset of the face being replaced that the model was trained on
+    # The faceset of the face being replaced that the model was trained on (None: none).
+    faceset: str | None
 
 
 def _check_output(config: ConvertConfig, kind: str) -> None:
@@ -131,9 +132,12 @@ def _input_kind(path: Path) -> str:
 
 def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool) -> _Setup:
     model = load_trained(workspace, config.model, config.device)
+    model.check_direction(config.direction)
     source_side, identity = ("a", "b") if config.direction == "a-to-b" else ("b", "a")
-    # The side being replaced: a-to-b puts B's face where A's was, so A's faceset.
-    source = model.settings.faceset_a if source_side == "a" else model.settings.faceset_b
+    # The side being replaced: a-to-b puts B's face where A's was, so A's faceset. A
+    # per-target network may have none (it learnt from anyone's faces): faces are then
+    # found on the fly, or taken from the faceset --faceset names.
+    source: str | None = getattr(model.settings, f"faceset_{source_side}", None)
     # Cut faces as the model's training faces were cut (model.toml keeps how).
     geometry = model.geometry(source_side)
     coverage, crop_size = geometry.coverage, geometry.crop_size
@@ -216,7 +220,7 @@ def _convert_video(
         manifest = ManifestFaces.find(workspace, config.input, config.faceset, required=True)
     try:
         setup = _setup(config, workspace, sink, video=True)
-        if manifest is None and not config.start:
+        if manifest is None and not config.start and setup.faceset is not None:
             manifest = ManifestFaces.find(workspace, config.input, setup.faceset)
     except BaseException:
         if manifest is not None:
@@ -278,17 +282,21 @@ def _convert_video(
 
 
 def _hint_covering_facesets(
-    config: ConvertConfig, workspace: Workspace, sink: Sink, model_faceset: str
+    config: ConvertConfig, workspace: Workspace, sink: Sink, model_faceset: str | None
 ) -> None:
     """Say which facesets of this video were passed over: they may hold other people."""
     if config.start:
         return
     others = [n for n in ManifestFaces.covering(workspace, config.input) if n != model_faceset]
     if others:
+        trained = (
+            f"was trained on faceset {model_faceset}, which does not cover this video"
+            if model_faceset is not None
+            else "names no faceset of the person being replaced"
+        )
         sink(
             Info(
-                message=f"faces are found on the fly: model {config.model} was trained on "
-                f"faceset {model_faceset}, which does not cover this video; "
+                message=f"faces are found on the fly: model {config.model} {trained}; "
                 f"--faceset {others[0]} would take them from {', '.join(others)}"
             )
         )
@@ -452,7 +460,7 @@ def _preview(
         manifest = ManifestFaces.find(workspace, config.input, config.faceset, required=True)
     try:
         setup = _setup(config, workspace, sink, video=False)
-        if manifest is None and kind == "video":
+        if manifest is None and kind == "video" and setup.faceset is not None:
             manifest = ManifestFaces.find(workspace, config.input, setup.faceset)
         return render_preview(config, setup.swapper, setup.finder, sink, kind, cancel, manifest)
     finally:
