@@ -45,10 +45,13 @@ class ModelSpec:
 
 def faceset_options(info: FamilyInfo, faceset_a: str, faceset_b: str) -> dict[str, str]:
     """The family's faceset options filled from compare's A and B: `*_a` gets A, `*_b`
-    gets B, others take A then B in the order the family declares them."""
+    gets B, others take A then B in the order the family declares them. An optional
+    faceset option ending `_a` or `_b` (fast-swap's faceset_a) is filled too: every
+    model of a compare then knows who A and B are, and is scored against both."""
     out: dict[str, str] = {}
     spare = [faceset_a, faceset_b]
-    for name in info.facesets:
+    optional = [o.name for o in info.options if o.kind == "faceset" and o.optional]
+    for name in (*info.facesets, *optional):
         if name.endswith("_a"):
             out[name] = faceset_a
         elif name.endswith("_b"):

@@ -67,3 +67,18 @@ def test_examples_budget_in_steps_rounds_up():
 def test_a_bad_budget_is_refused(text):
     with pytest.raises(BadInputError, match="cannot read the budget"):
         parse_budget(text)
+
+
+def test_compares_a_and_b_fill_every_faceset_option_a_family_has():
+    from engine.compare.spec import faceset_options
+    from engine.train.registry import get_family
+
+    assert faceset_options(get_family("autoencoder"), "x", "y") == {
+        "faceset_a": "x",
+        "faceset_b": "y",
+    }
+    # fast-swap needs only B; its optional faceset_a still names A, so score knows the source.
+    assert faceset_options(get_family("fast-swap"), "x", "y") == {
+        "faceset_b": "y",
+        "faceset_a": "x",
+    }
