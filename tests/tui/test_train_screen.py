@@ -177,7 +177,7 @@ def test_a_burst_of_events_collapses_without_losing_a_point(
         chart = screen.query_one(LossChart)
         await ui.until(pilot, lambda: len(chart.steps) == 2000, 30)
         assert chart.steps == list(range(1, 2001))
-        assert chart.loss_b[-1] == pytest.approx(2 / 2000)
+        assert chart.series["b"][-1] == pytest.approx(2 / 2000)
         await ui.until(pilot, lambda: "step    2000" in _text(pilot, "#stats"), 5)  # redrawn
         screen.following = False
 

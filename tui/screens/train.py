@@ -5,6 +5,10 @@ wizard: leaving, quitting or detaching only stops following it. Opening the scre
 while a job runs re-attaches to it, replaying its events so the chart shows the
 whole run. Following is a thread worker that reads the job's events file a few
 times a second and posts them as messages; the handlers own the widgets.
+
+The form follows the chosen preset's family: its faceset rows (fast-swap's A is
+optional, "none"; its training inputs are a multi-select of the other facesets) and
+the loss names the chart and the stats show (whatever names the run logs).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Footer, Header, Input, Label, Select, SelectionList, Static
 from textual.worker import Worker, WorkerState
 
 from engine.config import RunSettings, build, read_toml
@@ -36,12 +40,21 @@ from tui.following import FollowsJob, JobStarted
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart, Point
 from tui.widgets.preview_image import PreviewImage
-from tui.widgets.train_stats import StatsView, TrainStats
+from tui.widgets.train_stats import DEFAULT_LOSSES, StatsView, TrainStats
 
 # The presets and what each lets one choose come from the families' declarations.
 PRESETS = tuple(preset.name for _, preset in registry.presets())
 CHOICES = ("size", "layout")  # the form's rows for a preset's `choose`
 ARCH_FIELDS = ("#preset", "#faceset-a", "#faceset-b", "#batch", "#size", "#layout")
+# The faceset options the form has a Select for (by its id), and the list option
+# (kind "facesets") its multi-select sets: a family shows those it has.
+FACESET_ROWS = {"faceset_a": "faceset-a", "faceset_b": "faceset-b"}
+INPUTS = "inputs"
+NONE = "none"  # the blank choice of an optional faceset
+
+# Loss names by family, looked up (off the UI thread: the family's class imports torch)
+# when a preset of a family other than the default preset's is picked.
+_LOSS_NAMES: dict[str, tuple[str, ...]] = {}
 
 
 def run_settings_for(steps: int) -> RunSettings:
@@ -57,11 +70,21 @@ def run_settings_for(steps: int) -> RunSettings:
     )
 
 
+def losses_of(record: dict[str, Any]) -> dict[str, float]:
+    """A metrics.jsonl record's losses by name (it logs each as loss_<name>)."""
+    out = {}
+    for key, value in record.items():
+        if key.startswith("loss_"):
+            with contextlib.suppress(TypeError, ValueError):
+                out[key.removeprefix("loss_")] = float(value)
+    return out
+
+
 def points_of(records: list[dict[str, Any]]) -> list[Point]:
     out = []
     for r in records:
         with contextlib.suppress(KeyError, TypeError, ValueError):
-            out.append((int(r["step"]), float(r["loss_a"]), float(r["loss_b"])))
+            out.append((int(r["step"]), losses_of(r)))
     return out
 
 
@@ -102,6 +125,12 @@ class Note(Message):
         self.text = text
 
 
+class LossNames(Message):
+    def __init__(self, family: str, names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.family, self.names = family, names
+
+
 # ---- the screen ---------------------------------------------------------------------------
 
 
@@ -114,6 +143,11 @@ class TrainScreen(FollowsJob, Screen):
     TrainScreen .row > Input, TrainScreen .row > Select { width: 1fr; }
     TrainScreen .hd-only { display: none; }
     TrainScreen.-hd .hd-only { display: block; }
+    TrainScreen.-no-faceset-a #row-faceset-a { display: none; }
+    TrainScreen.-no-faceset-b #row-faceset-b { display: none; }
+    TrainScreen #row-inputs { display: none; height: auto; max-height: 4; }
+    TrainScreen.-inputs #row-inputs { display: block; }
+    TrainScreen #inputs { height: auto; max-height: 4; }
     TrainScreen #start { width: 100%; margin-top: 1; }
     TrainScreen #job { height: auto; margin-top: 1; text-style: bold; }
     TrainScreen #status { height: auto; }
@@ -146,11 +180,14 @@ class TrainScreen(FollowsJob, Screen):
         self._preview_read = 0.0
         self._preview_stamp: tuple[Path, int] | None = None
         self._shown_model: str | None = None
+        self.facesets: list[str] = []
+        # The inputs an existing model trains on as ticks (None: a new model).
+        self._model_inputs: set[str] | None = None
 
     # ---- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        facesets = self.ws.faceset_names()
+        facesets = self.facesets = self.ws.faceset_names()
         options = [(name, name) for name in facesets]
         yield Header()
         with Horizontal(id="body"):
@@ -174,6 +211,7 @@ class TrainScreen(FollowsJob, Screen):
                         compact=True,
                         id="faceset-a",
                     ),
+                    id="row-faceset-a",
                 )
                 yield self._row(
                     "face B",
@@ -183,6 +221,10 @@ class TrainScreen(FollowsJob, Screen):
                         compact=True,
                         id="faceset-b",
                     ),
+                    id="row-faceset-b",
+                )
+                yield self._row(
+                    "inputs", SelectionList[str](compact=True, id="inputs"), id="row-inputs"
                 )
                 yield self._row("steps", Input("1000", type="integer", compact=True, id="steps"))
                 yield self._row(
@@ -231,8 +273,13 @@ class TrainScreen(FollowsJob, Screen):
         return tuple(seen) or ("",)
 
     @staticmethod
-    def _row(label: str, control: Input | Select, classes: str = "") -> Horizontal:
-        return Horizontal(Label(label), control, classes=f"row {classes}".strip())
+    def _row(
+        label: str,
+        control: Input | Select | SelectionList,
+        classes: str = "",
+        id: str | None = None,
+    ) -> Horizontal:
+        return Horizontal(Label(label), control, classes=f"row {classes}".strip(), id=id)
 
     def _default_model(self) -> str:
         """The most recently trained model, or a fresh name."""
@@ -244,8 +291,9 @@ class TrainScreen(FollowsJob, Screen):
         return found[-1].parent.name if found else "model"
 
     def on_mount(self) -> None:
-        if len(self.ws.faceset_names()) < 2:
+        if len(self.facesets) < 2:
             self._status("needs two facesets: extract faces first")
+        self._refresh_inputs()
         self._model_changed(self.query_one("#model", Input).value)
 
     # ---- following a job (tui.following finds it, replays and tails it) --------------------
@@ -266,8 +314,10 @@ class TrainScreen(FollowsJob, Screen):
         chart.clear_points()
         chart.add_points(history)
         if history:
-            step, a, b = history[-1]
-            self._view = StatsView(step=step, loss_a=a, loss_b=b)
+            step, losses = history[-1]
+            self._view = StatsView(step=step, losses=dict(losses))
+        elif (family := self._form_family()) is not None:
+            self._placeholder_losses(family)
         self._show_preview_soon(self.ws.model_dir(job.model) / "previews" / "latest.png")
 
     def on_job_events(self, message: JobEvents) -> None:
@@ -277,10 +327,9 @@ class TrainScreen(FollowsJob, Screen):
         view = self._view
         for event in message.events:
             if isinstance(event, Metrics):
-                a, b = event.losses.get("a", float("nan")), event.losses.get("b", float("nan"))
-                points.append((event.step, a, b))
+                points.append((event.step, dict(event.losses)))
                 total = event.extra.get("total_steps")
-                view.step, view.loss_a, view.loss_b = event.step, a, b
+                view.step, view.losses = event.step, dict(event.losses)
                 view.total = int(total) if total else view.total
                 view.examples_per_s = event.examples_per_s
                 view.eta_s = event.extra.get("eta_s")
@@ -355,6 +404,10 @@ class TrainScreen(FollowsJob, Screen):
                 self._fill_from(read_toml(toml))
         for selector in ARCH_FIELDS:
             self.query_one(selector).disabled = frozen or self.following
+        # Unfrozen: an existing model may be given other inputs when it trains on.
+        self.query_one("#inputs").disabled = self.following
+        if not frozen:
+            self._model_inputs = None
         if not self.following and name != self._shown_model:
             self._shown_model = name
             self._history_worker(name)
@@ -369,8 +422,9 @@ class TrainScreen(FollowsJob, Screen):
     def _fill_from(self, settings: dict[str, Any]) -> None:
         values = {
             "#preset": settings.get("preset"),
-            "#faceset-a": settings.get("faceset_a"),
-            "#faceset-b": settings.get("faceset_b"),
+            # A faceset the model does without (fast-swap's A) shows as "none".
+            "#faceset-a": settings.get("faceset_a") or Select.NULL,
+            "#faceset-b": settings.get("faceset_b") or Select.NULL,
             "#size": settings.get("size"),
             "#layout": settings.get("layout"),
         }
@@ -380,6 +434,86 @@ class TrainScreen(FollowsJob, Screen):
                 select.value = value
         batch = settings.get("batch_size")
         self.query_one("#batch", Input).value = str(batch) if batch else ""
+        inputs = settings.get(INPUTS)
+        if isinstance(inputs, list):
+            # Empty: every faceset but B's, whichever there are when it trains.
+            self._refresh_inputs(inputs or self._input_names())
+            self._model_inputs = set(self._ticked())
+
+    # ---- the family's rows: facesets and inputs ---------------------------------------------
+
+    def _input_names(self) -> list[str]:
+        """The facesets that can be inputs: all but B's."""
+        b = self.query_one("#faceset-b", Select).value
+        return [name for name in self.facesets if name != b]
+
+    def _ticked(self) -> list[str]:
+        return list(self.query_one("#inputs", SelectionList).selected)
+
+    def _refresh_inputs(self, chosen: list[str] | None = None) -> None:
+        """List every faceset but B's; tick `chosen` (None: all, keeping what was unticked)."""
+        box: SelectionList[str] = self.query_one("#inputs", SelectionList)
+        if chosen is None:
+            shown = {box.get_option_at_index(i).value for i in range(box.option_count)}
+            unticked = shown - set(box.selected)
+            ticks = {name for name in self.facesets if name not in unticked}
+        else:
+            ticks = set(chosen)
+        box.clear_options()
+        box.add_options([(name, name, name in ticks) for name in self._input_names()])
+
+    @on(Select.Changed, "#faceset-b")
+    def _b_changed(self) -> None:
+        self._refresh_inputs()
+
+    def _show_family(self, info: registry.FamilyInfo) -> None:
+        """The faceset rows `info` has; an optional A offers "none" (and a new model starts so)."""
+        names = {option.name for option in info.options}
+        for option, control in FACESET_ROWS.items():
+            self.set_class(option not in names, f"-no-{control}")
+        self.set_class(INPUTS in names, "-inputs")
+        face_a = self.query_one("#faceset-a", Select)
+        optional = "faceset_a" in names and info.option("faceset_a").optional
+        if optional != (face_a.prompt == NONE):
+            face_a.prompt = NONE if optional else "Select"
+            if self._model_toml(self.query_one("#model", Input).value) is None:
+                b = self.query_one("#faceset-b", Select).value
+                first = next((n for n in self.facesets if n != b), Select.NULL)
+                face_a.value = Select.NULL if optional else first
+        self._placeholder_losses(info.name)
+
+    # ---- loss names before a run has logged any -----------------------------------------------
+
+    def _placeholder_losses(self, family: str) -> None:
+        """Name the stats panel's losses as `family` does while nothing is logged yet."""
+        if self._view.step is not None:
+            return  # the shown run's own names
+        names = _LOSS_NAMES.get(family)
+        if names is None:
+            # The default preset's family keeps Family's default names: looking them up
+            # imports torch, which the wizard does only once another family is picked.
+            default = registry.family_of_preset(registry.default_preset()).name
+            if family != default:
+                self._names_worker(family)
+            names = DEFAULT_LOSSES
+        self._view = StatsView(total=self._view.total, losses=dict.fromkeys(names))
+        self.query_one(TrainStats).show(self._view)
+
+    @work(thread=True, group="names")
+    def _names_worker(self, family: str) -> None:
+        with contextlib.suppress(SwapdeckError, ImportError, AttributeError):
+            self.post_message(LossNames(family, tuple(registry.implementation(family).loss_names)))
+
+    def on_loss_names(self, message: LossNames) -> None:
+        _LOSS_NAMES[message.family] = message.names
+        if message.family == self._form_family():
+            self._placeholder_losses(message.family)
+
+    def _form_family(self) -> str | None:
+        try:
+            return registry.family_of_preset(str(self.query_one("#preset", Select).value)).name
+        except SwapdeckError:
+            return None
 
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
@@ -399,6 +533,7 @@ class TrainScreen(FollowsJob, Screen):
             select.set_options([(str(v), v) for v in allowed])
             select.value = keep
         self.set_class(bool(preset.choose), "-hd")
+        self._show_family(info)
 
     @staticmethod
     def _chosen(preset: str) -> tuple[str, ...]:
@@ -437,9 +572,11 @@ class TrainScreen(FollowsJob, Screen):
             step=last.get("step"),
             examples_per_s=last.get("examples_per_s"),
             lr=last.get("lr"),
-            loss_a=last.get("loss_a"),
-            loss_b=last.get("loss_b"),
+            losses=dict(losses_of(last)),
         )
+        family = self._form_family()
+        if not last and family is not None:
+            self._placeholder_losses(family)
         self.query_one(TrainStats).show(self._view)
         steps = self.query_one("#steps", Input)
         done = int(last.get("step") or 0)
@@ -513,28 +650,56 @@ class TrainScreen(FollowsJob, Screen):
                 "seed",
             )
         )
-        if self._model_toml(model) is None:  # a new model: the form says what it is
-            preset = self.query_one("#preset", Select).value
+        preset = str(self.query_one("#preset", Select).value)
+        try:
+            info = registry.family_of_preset(preset)
+        except SwapdeckError as exc:  # an existing model's preset this swapdeck lacks
+            self._status(exc.one_line(), "red")
+            return
+        new = self._model_toml(model) is None
+        if INPUTS in {option.name for option in info.options}:
+            ticked = self._ticked()
+            if not ticked:
+                self._status("choose at least one input faceset", "red")
+                return
+            # All ticked: the family's default, every faceset but B's (new ones too).
+            inputs = () if set(ticked) == set(self._input_names()) else tuple(ticked)
+            if new or set(ticked) != self._model_inputs:
+                requested[INPUTS] = inputs
+        if new:  # a new model: the form says what it is
             batch = self.query_one("#batch", Input).value
-            face_a = self.query_one("#faceset-a", Select).value
-            face_b = self.query_one("#faceset-b", Select).value
-            if face_a is Select.NULL or face_b is Select.NULL:
-                self._status("choose faceset A and faceset B", "red")
+            sides = self._facesets_chosen(info)
+            if sides is None:
                 return
             requested.update(
                 preset=preset,
-                faceset_a=face_a,
-                faceset_b=face_b,
+                **sides,
                 batch_size=int(batch) if batch else None,
                 **{
                     option: self.query_one(f"#{option}", Select).value
-                    for option in self._chosen(str(preset))
+                    for option in self._chosen(preset)
                 },
             )
         self.starting = True
         self._status(f"starting {model}…")
         self._refresh_state()
         self._start_worker(model, requested, run)
+
+    def _facesets_chosen(self, info: registry.FamilyInfo) -> dict[str, str] | None:
+        """The family's facesets from the form; None (and a red status) if one it needs is blank."""
+        chosen, missing = {}, []
+        for option in info.options:
+            if option.name not in FACESET_ROWS:
+                continue
+            value = self.query_one(f"#{FACESET_ROWS[option.name]}", Select).value
+            if value is not Select.NULL:
+                chosen[option.name] = str(value)
+            elif option.required:
+                missing.append(f"faceset {option.name[-1].upper()}")
+        if missing:
+            self._status(f"choose {' and '.join(missing)}", "red")
+            return None
+        return chosen
 
     @work(thread=True, group="start")
     def _start_worker(self, model: str, requested: dict[str, Any], run: RunSettings) -> None:

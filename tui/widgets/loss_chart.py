@@ -1,4 +1,8 @@
-"""Loss A and loss B against step: a plotext chart that redraws at most twice a second."""
+"""A family's losses against step: a plotext chart that redraws at most twice a second.
+
+The series are named as the family names its losses (the autoencoder's "a" and "b",
+fast-swap's "content", "style", "light" and "tv"): whatever names the points carry.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,12 @@ from textual_plotext import PlotextPlot
 
 from tui.widgets.throttle import RedrawThrottle
 
-Point = tuple[int, float, float]  # step, loss A, loss B
+Point = tuple[int, dict[str, float]]  # step, loss by name
+
+
+def loss_label(name: str) -> str:
+    """How a loss is labelled: a side's ("a") as "A", any other by its name."""
+    return name.upper() if len(name) == 1 else name
 
 
 def _bucket_means(xs: list[int], ys: list[float], buckets: int) -> tuple[list[float], list[float]]:
@@ -33,7 +42,11 @@ def _step_ticks(first: int, last: int, count: int = 4) -> list[int]:
 
 
 class LossChart(PlotextPlot):
-    """Holds every logged point; draws a downsampled view on a log scale when it can."""
+    """Holds every logged point; draws a downsampled view on a log scale when it can.
+
+    The first point after `clear_points` names the series; a point lacking one of
+    them (or holding a NaN) is skipped, so every series has a value at every step.
+    """
 
     DEFAULT_CSS = """
     LossChart { height: 1fr; min-height: 6; }
@@ -43,8 +56,7 @@ class LossChart(PlotextPlot):
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.steps: list[int] = []
-        self.loss_a: list[float] = []
-        self.loss_b: list[float] = []
+        self.series: dict[str, list[float]] = {}
         self.redraw = RedrawThrottle(self, self._draw, self.MIN_REDRAW_S)
 
     def on_mount(self) -> None:  # Textual also runs PlotextPlot.on_mount (theme set-up)
@@ -55,22 +67,26 @@ class LossChart(PlotextPlot):
 
     def clear_points(self) -> None:
         self.steps.clear()
-        self.loss_a.clear()
-        self.loss_b.clear()
+        self.series = {}
         self.redraw.request()
 
     def add_points(self, points: Iterable[Point]) -> None:
         """Append points; a step at or before the last one (resume, rollback) rewinds to it."""
         added = False
-        for step, a, b in points:
-            if not (math.isfinite(a) and math.isfinite(b)):
+        for step, losses in points:
+            if not self.steps:
+                self.series = {name: [] for name in losses}
+            values = [losses.get(name, math.nan) for name in self.series]
+            if not (values and all(math.isfinite(v) for v in values)):
                 continue
             if self.steps and step <= self.steps[-1]:
                 cut = bisect_left(self.steps, step)
-                del self.steps[cut:], self.loss_a[cut:], self.loss_b[cut:]
+                del self.steps[cut:]
+                for ys in self.series.values():
+                    del ys[cut:]
             self.steps.append(step)
-            self.loss_a.append(a)
-            self.loss_b.append(b)
+            for ys, value in zip(self.series.values(), values, strict=True):
+                ys.append(value)
             added = True
         if added:
             self.redraw.request()
@@ -84,10 +100,10 @@ class LossChart(PlotextPlot):
             self.refresh()
             return
         buckets = max(8, 2 * (self.size.width - 10))  # braille: two dots per column
-        log = min(min(self.loss_a), min(self.loss_b)) > 0
-        for ys, label in ((self.loss_a, "A"), (self.loss_b, "B")):
+        log = min(min(ys) for ys in self.series.values()) > 0
+        for name, ys in self.series.items():
             xs, vs = _bucket_means(self.steps, ys, buckets)
-            plt.plot(xs, vs, label=label, marker="braille")
+            plt.plot(xs, vs, label=loss_label(name), marker="braille")
         plt.yscale("log" if log else "linear")
         ticks = _step_ticks(self.steps[0], self.steps[-1])
         plt.xticks(ticks, [str(t) for t in ticks])
