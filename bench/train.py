@@ -1,6 +1,6 @@
 """Training benchmark: each preset's full step against the same network's plain step.
 
-    python bench/train.py [--steps 6] [--skip-hd] [--batch-64]
+    python bench/train.py [--steps 6] [--skip-hd] [--batch-64] [--skip-fast-swap]
 
 Per preset it times two steps of the same network, built from the same seed, on the
 same synthetic faces and batch, in one run:
@@ -17,6 +17,11 @@ carried over from another one. The two steps take turns, one step each, and the
 median step time counts, so other work on a shared machine slows both alike and a
 stall does not count. The CPU (model, threads torch uses, whether it has avx2,
 avx512f, avx512_bf16, amx_bf16) and the precision are printed first.
+
+fast-swap (the paper's network at 128 px, batch 8 input faces: its full step adds
+VGG-19 to relu4_2 over input and output, the pose-matched patch style loss against
+16 cached B photos, the light and TV losses) is timed against its transformation
+network trained plainly the same way. VGG-19 has random weights here: speed only.
 
 `original` runs at batch 16 per side, and also at 64 with --batch-64 (left out by
 default: it takes longer than the rest together). At batch 16 it also counts the
@@ -61,9 +66,10 @@ PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
 class TimedStep(Protocol):
-    """One training step of `batch` faces per side."""
+    """One training step of `examples` faces (`batch` per side for the autoencoder)."""
 
     batch: int
+    examples: int
 
     def __call__(self) -> None: ...
 
@@ -87,6 +93,7 @@ class TrainerStep:
         self.model = self.family.build()
         self.family.attach(self.model, self.family.optimizers(self.model))
         self.batch = batch
+        self.examples = 2 * batch
         self.ctx = StepContext(
             step=0,
             device=torch.device("cpu"),
@@ -111,6 +118,7 @@ class PlainStep:
         self.opt = make_optimizer(self.model, 5e-5)
         self.gen = torch.Generator().manual_seed(0)
         self.batch, s = batch, arch.size
+        self.examples = 2 * batch
         self.faces = torch.randint(0, 256, (POOL, 3, s, s), dtype=torch.uint8).float() / 255
 
     def _side(self) -> torch.Tensor:
@@ -120,6 +128,66 @@ class PlainStep:
         xa, xb = self._side(), self._side()
         ya, _, yb, _ = self.model.forward_pair(xa, xb)
         total = F.l1_loss(ya, xa) + F.l1_loss(yb, xb)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        self.opt.step()
+
+
+class FastSwapStep:
+    """fast-swap's own training step (the one engine.train.loop calls) on synthetic faces,
+    its lighting network marked trained so that step 1 is an ordinary step."""
+
+    def __init__(self, batch: int, dtype: torch.dtype | None) -> None:
+        from engine.train.families.fast_swap import FAMILY as FAST_SWAP
+        from engine.train.families.fast_swap.family import VGG_TAPS, FastSwapFamily
+        from engine.train.vgg import Vgg19
+
+        values = {**FAST_SWAP.defaults("fast-swap"), "faceset_b": "b", "batch_size": batch}
+        settings = settings_model(FAST_SWAP.name)(**values)
+        self.family = FastSwapFamily(settings, Workspace(Path(tempfile.gettempdir())))
+        s = settings.size
+        faces = torch.randint(0, 256, (POOL, 3, s, s), dtype=torch.uint8)
+        masks = torch.randint(0, 256, (POOL, 2, s, s), dtype=torch.uint8)
+        poses = torch.rand(POOL, 3) * 60 - 30
+        data = FaceData("synthetic", faces, masks, faces[:4], masks[:4], poses, poses[:4])
+        torch.manual_seed(0)
+        device = torch.device("cpu")
+        self.family.prepare([data], data, Vgg19(VGG_TAPS), device)
+        self.model = self.family.build()
+        self.model.light_ready.fill_(1)
+        self.family.attach(self.model, self.family.optimizers(self.model))
+        self.batch = self.examples = batch
+        self.ctx = StepContext(
+            step=0,
+            device=device,
+            dtype=dtype,
+            generator=torch.Generator().manual_seed(0),
+            forward=self.family.forward_module(self.model),
+            scaler=torch.amp.GradScaler("cpu", enabled=False),
+            grad_clip=1.0,
+        )
+
+    def __call__(self) -> None:
+        self.family.train_step(self.ctx)
+        self.ctx.scaler.update()
+
+
+class FastSwapPlainStep:
+    """fast-swap's transformation network trained plainly: fp32, L1 to its input, Adam."""
+
+    def __init__(self, batch: int) -> None:
+        from engine.train.families.fast_swap.network import TransformNet
+
+        torch.manual_seed(0)
+        self.model = TransformNet(128, 5, 32)
+        self.opt = make_optimizer(self.model, 1e-3)
+        self.gen = torch.Generator().manual_seed(0)
+        self.batch = self.examples = batch
+        self.faces = torch.rand(POOL, 3, 128, 128)
+
+    def __call__(self) -> None:
+        x = self.faces[torch.randint(POOL, (self.batch,), generator=self.gen)]
+        total = F.l1_loss(self.model(x), x)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         self.opt.step()
@@ -141,7 +209,7 @@ def examples_per_s(steps: Sequence[TimedStep], timed: int) -> list[float]:
             start = time.perf_counter()
             step()
             spent.append(time.perf_counter() - start)
-    return [2 * s.batch / statistics.median(t) for s, t in zip(steps, times, strict=True)]
+    return [s.examples / statistics.median(t) for s, t in zip(steps, times, strict=True)]
 
 
 def step_flops(step: TimedStep) -> int:
@@ -169,6 +237,7 @@ def main() -> None:
     parser.add_argument(
         "--batch-64", action="store_true", help="also original at batch 64 per side (slow)"
     )
+    parser.add_argument("--skip-fast-swap", action="store_true", help="leave out fast-swap")
     args = parser.parse_args()
     dtype = _precision("auto", torch.device("cpu"))
     name = PRECISION_NAMES[dtype]
@@ -210,6 +279,14 @@ def main() -> None:
             line += f"  utilisation {mfu:.2f} ({flops / 1e9:.1f} GFLOP/step, "
             line += f"{achieved / 1e9:.1f} GFLOP/s {name})"
         print(line)
+    if not args.skip_fast_swap:
+        # Its batch is input faces, not faces per side: examples/s counts each face once.
+        pair = [FastSwapStep(8, dtype), FastSwapPlainStep(8)]
+        full_rate, plain_rate = examples_per_s(pair, args.steps)
+        print(
+            f"{'fast-swap':10s} {8:10d} {full_rate:15.2f} {plain_rate:15.2f} "
+            f"{full_rate / plain_rate:9.2f}x  (128 px; batch = input faces)"
+        )
     print(f"MFU {mfu:.2f}")
 
 

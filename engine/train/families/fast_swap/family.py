@@ -39,7 +39,7 @@ from engine.train.vgg import RELU_ENDS, Vgg19, find_weights, load_vgg19
 from engine.workspace import DIR_MODE, Workspace, atomic_write_bytes
 
 # VGG-19 taps, in order: the style layers, then the content layer (the paper's choice).
-_TAPS = (RELU_ENDS["relu3_1"], RELU_ENDS["relu4_1"], RELU_ENDS["relu4_2"])
+VGG_TAPS = (RELU_ENDS["relu3_1"], RELU_ENDS["relu4_1"], RELU_ENDS["relu4_2"])
 _PURPOSE = "Fast Face-swap's content and style losses"
 # Inputs are flipped by the family (so their yaw can be mirrored), never warped: the
 # content target is the input itself, so a warp would only teach the network to warp.
@@ -170,6 +170,21 @@ class FastSwapFamily(Family):
         b_geometry = faceset_geometry(self.workspace, s.faceset_b)
         data_b = load_faces(self.workspace, s.faceset_b, s.size)
         inputs = self._load_inputs(b_geometry)
+        self.prepare(inputs, data_b, load_vgg19(weights, device, VGG_TAPS), device)
+        return {
+            "faces_b": len(data_b),
+            "faces_inputs": len(self.faces),
+            "inputs": ",".join(self.input_names),
+            "style_photos": len(self.photo_poses),
+            **({"skipped": ",".join(self.skipped)} if self.skipped else {}),
+        }
+
+    def prepare(
+        self, inputs: list[FaceData], data_b: FaceData, vgg: Vgg19, device: torch.device
+    ) -> None:
+        """Hold the loaded faces on `device` and cache the B photos' VGG features (`vgg`
+        taps relu3_1, relu4_1, relu4_2). load_data's second half; benchmarks call it
+        with synthetic faces."""
         self.faces = _cat([d.faces for d in inputs]).to(device)
         self.masks = _cat([d.masks for d in inputs]).to(device)
         self.poses = _cat([d.poses for d in inputs])[:, :2].to(device)
@@ -183,15 +198,8 @@ class FastSwapFamily(Family):
         self.held = _cat([d.held_faces[:per] for d in inputs])[:_PREVIEW_ROWS]
         self.held_poses = _cat([d.held_poses[:per, :2] for d in inputs])[:_PREVIEW_ROWS]
         self.b_faces = data_b.faces
-        self.vgg: Vgg19 = load_vgg19(weights, device, _TAPS)
+        self.vgg = vgg.to(device)
         self._cache_style(data_b, device)
-        return {
-            "faces_b": len(data_b),
-            "faces_inputs": len(self.faces),
-            "inputs": ",".join(self.input_names),
-            "style_photos": len(self.photo_poses),
-            **({"skipped": ",".join(self.skipped)} if self.skipped else {}),
-        }
 
     @torch.no_grad()
     def _cache_style(self, data_b: FaceData, device: torch.device) -> None:
