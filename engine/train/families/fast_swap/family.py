@@ -123,8 +123,8 @@ class FastSwapFamily(Family):
             if given
             else [n for n in self.workspace.faceset_names() if n != s.faceset_b]
         )
-        if s.faceset_a and s.faceset_a not in names:
-            names.insert(0, s.faceset_a)
+        if s.faceset_a:  # first: its crop geometry is the one convert cuts A's faces with
+            names = [s.faceset_a, *(n for n in names if n != s.faceset_a)]
         if s.faceset_b in names:
             raise BadInputError(
                 f"faceset {s.faceset_b} is person B's: it cannot also be an input",
