@@ -1,10 +1,11 @@
 """A model's structure for compare's report: its size, FLOPs and memory in one training step.
 
 Every family is measured the same way, through the Family ABC alone: its data is
-loaded and its networks built as the Trainer does, then one real training step runs
-on the CPU in fp32 under torch's flop counter while a saved-tensor hook weighs what
-autograd keeps for the backward pass. Nothing is written to the model's folder and
-no lock is taken, so a model can be measured while it trains.
+loaded and its networks built as the Trainer does, then two real training steps run
+on the CPU in fp32, the second under torch's flop counter while a saved-tensor hook
+weighs what autograd keeps for the backward pass (the first may do one-off work).
+Nothing is written to the model's folder and no lock is taken, so a model can be
+measured while it trains.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ GRAD_CLIP: float = RunSettings.model_fields["grad_clip"].default
 
 
 def measure_structure(workspace: Workspace, model: str) -> StructureFigures:
-    """Measure model `model` of `workspace` by running one training step of it on the CPU.
+    """Measure model `model` of `workspace` by one training step of it on the CPU (its second).
 
     The model must exist (its model.toml); its weights, if any, are not read. Its
     facesets are loaded as training loads them. Raises NotFoundError for a missing
@@ -78,6 +79,10 @@ def _measure(settings: ModelSettingsBase, workspace: Workspace) -> StructureFigu
         scaler=torch.amp.GradScaler(device.type, enabled=False),
         grad_clip=GRAD_CLIP,
     )
+    # A first step does what only a run's first step does (optimizer state appears;
+    # fast-swap trains its lighting network): the second costs what every step costs.
+    family.train_step(ctx)
+    ctx.step = 1
     # Weights that autograd saves (a linear layer keeps its weight) are weights, not activations.
     saved = _SavedActivations(exclude={_storage(t)[0] for t in held})
     with (

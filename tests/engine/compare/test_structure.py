@@ -80,6 +80,11 @@ class Probe(Family):
     def train_step(self, ctx: StepContext) -> StepResult:
         n = (self.examples_per_step,)
         x = self.data.faces[torch.randint(len(self.data), n, generator=ctx.generator)] / 255
+        if not getattr(self, "warmed", False):
+            # One-off work of a run's first step (fast-swap trains its lighting network
+            # then), here a pass over three batches: not what every step costs.
+            self.warmed = True
+            ctx.forward(torch.cat([x, x, x])).mean().backward()
         for name in ("down", "up"):
             with ctx.autocast():
                 loss = (ctx.forward(x) - x).abs().mean()
