@@ -1,11 +1,13 @@
 """`swapdeck compare` on real footage: the recipe, in code, of the comparison in the notes.
 
     .venv/bin/python bench/compare_footage.py [--budget 5m] [--models tiny,original,hd:liae]
-        [--workspace DIR] [--device auto]
+        [--workspace DIR] [--device auto] [--others d9,d13]
 
 Extracts faceset `d6` (every 3rd frame of ../shared/footage/talk_d6.mp4, a woman pulling
-faces) and `d3` (every 2nd frame of talk_d3.mp4, another woman talking), cuts the first
-6 s of talk_d6 (with its sound) as the clip, and compares the models on it with the
+faces) and `d3` (every 2nd frame of talk_d3.mp4, another woman talking), and the
+`--others` (every 2nd frame of talk_<name>.mp4: more people, which fast-swap models
+take as inputs beside A; the autoencoders use A and B only), cuts the first 6 s of
+talk_d6 (with its sound) as the clip, and compares the models on it with the
 same budget each: report.md, losses.png and sheet.png in WORKSPACE/compares/footage.
 Rerunning resumes (extraction finds nothing new; models at their budget are not
 trained again). compare prints the results table and where the report is.
@@ -38,10 +40,12 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,original,hd:liae")
     parser.add_argument("--workspace", type=Path, default=Path(tempfile.gettempdir()) / "footage")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--others", default="d9,d13", help="more people, for fast-swap's inputs")
     args = parser.parse_args()
     ws = args.workspace.absolute()
     ws.mkdir(parents=True, exist_ok=True)
-    for name, every in (("d6", 3), ("d3", 2)):
+    others = [(name, 2) for name in args.others.split(",") if name]
+    for name, every in (("d6", 3), ("d3", 2), *others):
         source = FOOTAGE / f"talk_{name}.mp4"
         run("extract", str(source), "-w", str(ws), "-f", name, "--every", str(every),
             "--backend", "dlib")  # fmt: skip
