@@ -68,10 +68,11 @@ def step_of(line: str | bytes) -> int | None:
 
 
 def model_summary(folder: Path) -> dict[str, Any]:
-    """Name, preset, size, facesets, last logged step and whether it has weights."""
+    """Name, family, preset, size, facesets, last logged step and whether it has weights."""
     settings = read_toml(folder / "model.toml")
     return {
         "name": folder.name,
+        "family": settings.get("family", "autoencoder"),  # older models name none
         "preset": settings.get("preset", "?"),
         "size": settings.get("size"),
         "faceset_a": settings.get("faceset_a", ""),

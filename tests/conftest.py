@@ -82,8 +82,7 @@ def fast_swap_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPa
     import shutil
 
     import torch
-    import torch.hub
-    from vggfile import torch_home_with_vgg
+    from vggfile import patched_torch_home
 
     from engine.config import RunSettings
     from engine.train.loop import train
@@ -91,7 +90,6 @@ def fast_swap_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPa
     root = tmp_path_factory.mktemp("fast_swap")
     ws = Workspace(root / "ws")
     shutil.copytree(sample_workspace.facesets_dir, ws.root / "facesets")
-    home = torch_home_with_vgg(root / "torch")
     requested = {
         "preset": "fast-swap-small",
         "faceset_b": "b",
@@ -112,9 +110,7 @@ def fast_swap_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPa
     )
     events: list = []
     threads = torch.get_num_threads()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCH_HOME", str(home))
-        mp.setattr(torch.hub, "_hub_dir", None)  # a set_dir() would hide TORCH_HOME
+    with patched_torch_home(root / "torch"):
         torch.set_num_threads(1)  # on contended cores two threads wait on each other
         try:
             train(ws, "fs", requested, run, events.append)

@@ -6,8 +6,11 @@ The real file cannot be downloaded here; this one has the same keys and shapes
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 
@@ -40,3 +43,16 @@ def torch_home_with_vgg(root: Path, seed: int = 0) -> Path:
     """A TORCH_HOME whose hub cache holds the file (hub/checkpoints/vgg19-dcbb9e9d.pth)."""
     write_random_vgg(root / "hub" / "checkpoints", seed)
     return root
+
+
+@contextlib.contextmanager
+def patched_torch_home(root: Path, seed: int = 0) -> Iterator[Path]:
+    """TORCH_HOME set to torch_home_with_vgg(root) while inside (torch hub's own set_dir()
+    cleared, since it would hide TORCH_HOME)."""
+    import torch.hub
+
+    home = torch_home_with_vgg(root, seed)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_HOME", str(home))
+        mp.setattr(torch.hub, "_hub_dir", None)
+        yield home

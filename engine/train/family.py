@@ -90,8 +90,12 @@ class Family(ABC):
     """
 
     info: ClassVar[FamilyInfo]
-    # Names of the headline losses, logged as loss_<name> and charted.
-    loss_names: ClassVar[tuple[str, ...]] = ("a", "b")
+
+    @property
+    def loss_names(self) -> tuple[str, ...]:
+        """Names of the headline losses, logged as loss_<name> and charted (the
+        declaration's, `info.loss_names`)."""
+        return self.info.loss_names
 
     def __init__(self, settings: ModelSettingsBase, workspace: Workspace) -> None:
         self.settings = settings

@@ -32,6 +32,11 @@ def render_preview(
     rgb = (grid.permute(1, 2, 0).cpu().numpy() * 255 + 0.5).astype(np.uint8)
     if scale > 1:
         rgb = cv2.resize(rgb, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+    return save_png(rgb, path)
+
+
+def save_png(rgb: np.ndarray, path: Path) -> Path:
+    """An (H, W, 3) uint8 RGB image as a PNG at `path`, atomically (previews of every family)."""
     ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError("preview encoding failed")

@@ -92,6 +92,9 @@ class FamilyInfo:
     # Whether its models swap both ways (a-to-b and b-to-a), and can rebuild each
     # side's own faces (score's reconstruction SSIM). A per-target network does neither.
     both_ways: bool = True
+    # Names of its headline losses (metrics' loss_<name>, the charts), said here so that
+    # the wizard can name them without importing torch.
+    loss_names: tuple[str, ...] = ("a", "b")
 
     def preset(self, name: str) -> Preset:
         for preset in self.presets:

@@ -85,3 +85,33 @@ def test_a_missing_input_is_one_error_dialog(ws_copy: Path, tmp_path: Path, ui) 
         assert not any((ws_copy / "outputs").glob("nowhere*"))
 
     ui.drive(SwapdeckApp(ws_copy), steps)
+
+
+def test_offers_converting_models_and_their_directions(
+    fast_swap_model: tuple, ws_copy: Path, tmp_path: Path, ui
+) -> None:
+    """A fomm model (it reenacts) is not offered; a fast-swap model converts only a-to-b,
+    an autoencoder both ways."""
+    import shutil
+
+    fs_ws, fs_name, _ = fast_swap_model
+    shutil.copytree(fs_ws.model_dir(fs_name), ws_copy / "models" / fs_name)
+    fomm = ws_copy / "models" / "mover"
+    fomm.mkdir()
+    (fomm / "model.toml").write_text('family = "fomm"\npreset = "fomm-small"\n')
+    (fomm / "checkpoint.safetensors").write_bytes(b"")  # "trained", as far as listing goes
+
+    async def steps(pilot: Pilot) -> None:
+        screen = await _open_convert(pilot, ui, tmp_path)
+        model = screen.query_one("#model", Select)
+        direction = screen.query_one("#direction", Select)
+        offered = [str(value) for _, value in model._options if value != Select.NULL]
+        assert offered == [fs_name, "tiny"]
+        model.value = fs_name
+        await pilot.pause()
+        assert [v for _, v in direction._options if v != Select.NULL] == ["a-to-b"]
+        model.value = "tiny"
+        await pilot.pause()
+        assert [v for _, v in direction._options if v != Select.NULL] == ["a-to-b", "b-to-a"]
+
+    ui.drive(SwapdeckApp(ws_copy), steps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -26,6 +26,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "mask": ("auto", "hull", "learned"),
     "color": ("rct", "hist", "avg", "none"),
 }
+
+
+def _family(name: str) -> Any:
+    """The registry's declaration of family `name` (no torch), or None if unknown."""
+    from engine.errors import SwapdeckError
+    from engine.train import registry
+
+    try:
+        return registry.get_family(name)
+    except SwapdeckError:
+        return None
 
 
 def default_output(workspace: Path, source: Path, model: str, preview: bool) -> Path:
@@ -80,6 +91,7 @@ class ConvertScreen(Screen):
         self.workspace = workspace
         self.cancel: CancelToken | None = None
         self.lines: dict[str, str] = {}
+        self.both_ways: dict[str, bool] = {}  # per offered model
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -126,12 +138,30 @@ class ConvertScreen(Screen):
 
         select = self.query_one("#model", Select)
         current = select.value
-        names = [m["name"] for m in list_models(Workspace(self.workspace)) if m["trained"]]
+        models = [m for m in list_models(Workspace(self.workspace)) if m["trained"]]
+        # Only models that swap faces in footage (a fomm model reenacts instead); and
+        # for each, whether it swaps both ways (a fast-swap model draws only B).
+        self.both_ways = {
+            m["name"]: info.both_ways
+            for m in models
+            if (info := _family(m["family"])) is not None and info.converts
+        }
+        names = list(self.both_ways)
         select.set_options([(n, n) for n in names])
         if current in names:
             select.value = current
         elif names:
             select.value = names[0]
+
+    @on(Select.Changed, "#model")
+    def _model_changed(self, event: Select.Changed) -> None:
+        """Offer b-to-a only for a model that swaps both ways."""
+        both = self.both_ways.get(str(event.value), True)
+        direction = self.query_one("#direction", Select)
+        values = CHOICES["direction"] if both else CHOICES["direction"][:1]
+        chosen = direction.value
+        direction.set_options([(v, v) for v in values])
+        direction.value = chosen if chosen in values else values[0]
 
     # ---- running -----------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from tui.following import FollowsJob, JobStarted
 from tui.widgets.gpu_panel import GpuPanel
 from tui.widgets.loss_chart import LossChart, Point
 from tui.widgets.preview_image import PreviewImage
-from tui.widgets.train_stats import DEFAULT_LOSSES, StatsView, TrainStats
+from tui.widgets.train_stats import StatsView, TrainStats
 
 # The presets and what each lets one choose come from the families' declarations.
 PRESETS = tuple(preset.name for _, preset in registry.presets())
@@ -54,7 +54,6 @@ NONE = "none"  # the blank choice of an optional faceset
 
 # Loss names by family, looked up (off the UI thread: the family's class imports torch)
 # when a preset of a family other than the default preset's is picked.
-_LOSS_NAMES: dict[str, tuple[str, ...]] = {}
 
 
 def run_settings_for(steps: int) -> RunSettings:
@@ -123,12 +122,6 @@ class Note(Message):
     def __init__(self, text: str) -> None:
         super().__init__()
         self.text = text
-
-
-class LossNames(Message):
-    def __init__(self, family: str, names: tuple[str, ...]) -> None:
-        super().__init__()
-        self.family, self.names = family, names
 
 
 # ---- the screen ---------------------------------------------------------------------------
@@ -488,26 +481,9 @@ class TrainScreen(FollowsJob, Screen):
         """Name the stats panel's losses as `family` does while nothing is logged yet."""
         if self._view.step is not None:
             return  # the shown run's own names
-        names = _LOSS_NAMES.get(family)
-        if names is None:
-            # The default preset's family keeps Family's default names: looking them up
-            # imports torch, which the wizard does only once another family is picked.
-            default = registry.family_of_preset(registry.default_preset()).name
-            if family != default:
-                self._names_worker(family)
-            names = DEFAULT_LOSSES
+        names = registry.get_family(family).loss_names
         self._view = StatsView(total=self._view.total, losses=dict.fromkeys(names))
         self.query_one(TrainStats).show(self._view)
-
-    @work(thread=True, group="names")
-    def _names_worker(self, family: str) -> None:
-        with contextlib.suppress(SwapdeckError, ImportError, AttributeError):
-            self.post_message(LossNames(family, tuple(registry.implementation(family).loss_names)))
-
-    def on_loss_names(self, message: LossNames) -> None:
-        _LOSS_NAMES[message.family] = message.names
-        if message.family == self._form_family():
-            self._placeholder_losses(message.family)
 
     def _form_family(self) -> str | None:
         try:

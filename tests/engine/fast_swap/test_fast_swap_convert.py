@@ -13,17 +13,13 @@ file under torchvision's name in a temporary torch hub cache.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import torch
-import torch.hub
 from clips import SAMPLE_CLIP, marked_copy, read_frames, write_clip
 from cliutil import assert_fails, swapdeck
-from vggfile import torch_home_with_vgg
 
 from engine.compare.run import compare
 from engine.config import CompareConfig, ConvertConfig, build
@@ -39,24 +35,6 @@ from engine.workspace import Workspace
 FRAMES = 6
 FAST = "fast-swap-small:light_steps=8:batch_size=4"
 MODELS = ["tiny", FAST]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: on contended cores two threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = torch_home_with_vgg(tmp_path_factory.mktemp("torch"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCH_HOME", str(home))
-        mp.setattr(torch.hub, "_hub_dir", None)  # a set_dir() would hide TORCH_HOME
-        yield home
 
 
 @pytest.fixture(scope="module")

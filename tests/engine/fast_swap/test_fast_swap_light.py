@@ -5,8 +5,6 @@ held-out faces)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -25,15 +23,6 @@ from engine.workspace import Workspace
 STEPS = 60  # about 4 s on one quiet core; the separation below holds from ~40 on
 FRONTAL = 0
 RIGHT, BELOW, LEFT, ABOVE = 1, 3, 5, 7  # LIGHTS' ring starts at +x and turns toward +y
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: on contended cores two threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

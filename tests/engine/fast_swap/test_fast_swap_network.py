@@ -3,22 +3,12 @@ output range, the sizes it refuses, and that it can learn."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 import torch.nn.functional as F
 
 from engine.train.families.fast_swap import FAMILY
 from engine.train.families.fast_swap.network import TransformNet
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _preset(name: str) -> tuple[int, int, int]:

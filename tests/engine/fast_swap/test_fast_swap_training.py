@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import pytest
 import torch
 import torch.hub
-from vggfile import torch_home_with_vgg
 
 from engine.config import RunSettings, build
 from engine.errors import BadInputError
@@ -35,24 +33,6 @@ def _requested(**more: object) -> dict[str, object]:
     """A small fast-swap model of B = `b`, its inputs left to default (every other faceset)."""
     base = {"preset": "fast-swap-small", "faceset_b": "b", "batch_size": 4, "seed": 3}
     return {**base, "light_steps": 20, "lr": 2e-3, **more}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """One torch thread: on contended cores two threads wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = torch_home_with_vgg(tmp_path_factory.mktemp("torch"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCH_HOME", str(home))
-        mp.setattr(torch.hub, "_hub_dir", None)  # a set_dir() would hide TORCH_HOME
-        yield home
 
 
 def _run(steps: int) -> RunSettings:

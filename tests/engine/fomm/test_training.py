@@ -20,7 +20,7 @@ import pytest
 import torch
 import torch.hub
 from footage import read_frames, write_video
-from vggfile import torch_home_with_vgg
+from vggfile import patched_torch_home
 
 from engine.config import RunSettings, build
 from engine.events import Metrics, Preview, Started
@@ -47,10 +47,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def torch_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    home = torch_home_with_vgg(tmp_path_factory.mktemp("torch"))
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TORCH_HOME", str(home))
-        mp.setattr(torch.hub, "_hub_dir", None)  # a set_dir() would hide TORCH_HOME
+    with patched_torch_home(tmp_path_factory.mktemp("torch")) as home:
         yield home
 
 

@@ -68,7 +68,6 @@ def faceset_geometry(workspace: Workspace, name: str) -> CropGeometry | None:
 
 class AutoencoderFamily(Family):
     info: ClassVar = FAMILY
-    loss_names: ClassVar[tuple[str, ...]] = ("a", "b")
 
     def __init__(self, settings: ModelSettingsBase, workspace: Workspace) -> None:
         super().__init__(settings, workspace)

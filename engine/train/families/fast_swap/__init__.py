@@ -24,6 +24,7 @@ FAMILY = FamilyInfo(
     facesets=("faceset_b",),
     converts=True,
     both_ways=False,
+    loss_names=("content", "style", "light", "tv"),
     presets=(
         # The paper's network: five branches at 8, 16, 32, 64 and 128 px.
         Preset(

@@ -34,9 +34,10 @@ from engine.train.families.fast_swap.losses import (
 )
 from engine.train.families.fast_swap.network import TransformNet
 from engine.train.family import Family, StepContext, StepResult, make_optimizer
+from engine.train.preview import save_png
 from engine.train.registry import CropGeometry, ModelSettingsBase
 from engine.train.vgg import RELU_ENDS, Vgg19, find_weights, load_vgg19
-from engine.workspace import DIR_MODE, Workspace, atomic_write_bytes
+from engine.workspace import Workspace
 
 # VGG-19 taps, in order: the style layers, then the content layer (the paper's choice).
 VGG_TAPS = (RELU_ENDS["relu3_1"], RELU_ENDS["relu4_1"], RELU_ENDS["relu4_2"])
@@ -95,7 +96,6 @@ def _cat(parts: list[torch.Tensor]) -> torch.Tensor:
 
 class FastSwapFamily(Family):
     info: ClassVar = FAMILY
-    loss_names: ClassVar[tuple[str, ...]] = ("content", "style", "light", "tv")
 
     def __init__(self, settings: ModelSettingsBase, workspace: Workspace) -> None:
         super().__init__(settings, workspace)
@@ -333,9 +333,4 @@ class FastSwapFamily(Family):
         rgb = (grid * 255 + 0.5).astype(np.uint8)
         if x.shape[-1] < 128:  # small faces shown twice as large
             rgb = cv2.resize(rgb, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-        ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise ValueError("preview encoding failed")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-        atomic_write_bytes(path, data.tobytes())
-        return path
+        return save_png(rgb, path)

@@ -38,6 +38,7 @@ FAMILY = FamilyInfo(
     implementation="engine.train.families.fomm.family:FommFamily",
     facesets=(),
     converts=False,
+    loss_names=("perceptual", "equivariance_value", "equivariance_jacobian"),
     presets=(
         Preset(
             "vox-256",

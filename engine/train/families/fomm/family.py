@@ -27,9 +27,10 @@ from engine.errors import BadInputError, NoFacesError
 from engine.train.families.fomm import FAMILY
 from engine.train.families.fomm.losses import RandomWarp, equivariance_losses, perceptual_loss
 from engine.train.family import Family, StepContext, StepResult, make_optimizer
+from engine.train.preview import save_png
 from engine.train.registry import ModelSettingsBase
 from engine.train.vgg import Vgg19, find_weights, load_vgg19
-from engine.workspace import DIR_MODE, Workspace, atomic_write_bytes
+from engine.workspace import Workspace
 
 # The authors' Adam betas for every FOMM network.
 BETAS = (0.5, 0.999)
@@ -155,11 +156,6 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
 
 class FommFamily(Family):
     info: ClassVar = FAMILY
-    loss_names: ClassVar[tuple[str, ...]] = (
-        "perceptual",
-        "equivariance_value",
-        "equivariance_jacobian",
-    )
 
     def __init__(self, settings: ModelSettingsBase, workspace: Workspace) -> None:
         super().__init__(settings, workspace)
@@ -306,12 +302,7 @@ class FommFamily(Family):
         for col, kp in ((images[0], kp_source), (images[1], kp_driving)):
             _draw_keypoints(col, kp["value"].float().cpu().numpy())
         grid = np.concatenate([np.concatenate(list(col), axis=0) for col in images], axis=1)
-        ok, png = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise ValueError("preview encoding failed")
-        path.parent.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-        atomic_write_bytes(path, png.tobytes())
-        return path
+        return save_png(grid, path)
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
