@@ -162,7 +162,9 @@ def build(cls: type[C], **values: Any) -> C:
         return cls(**values)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or cls.__name__
+        where = ".".join(str(p) for p in first["loc"])
+        # A key is whatever the caller gave (a TOML key may hold a newline): one line.
+        where = (where if where.isprintable() else repr(where)) or cls.__name__
         raise BadInputError(
             f"invalid {where}: {first['msg']}", "see --help for the allowed values"
         ) from None

@@ -394,3 +394,14 @@ def test_metrics_readers_skip_bad_lines(text: str, raw: bytes, scratch: Path) ->
         assert all(isinstance(r["step"], int) for r in records)
         step = last_step(path)
         assert step is None or isinstance(step, int)
+
+
+@pytest.mark.parametrize("key", ["\n", "a\nb", "\x1b[2J"])
+def test_an_unprintable_key_is_named_on_one_line(key: str) -> None:
+    """Found by the property above: a key with a newline made the refusal two lines."""
+    from engine.train.registry import settings_model
+
+    with pytest.raises(SwapdeckError) as caught:
+        build(settings_model("autoencoder"), **{key: [], "faceset_a": "x", "faceset_b": "y"})
+    line = caught.value.one_line()
+    assert line.isprintable() and repr(key) in line
