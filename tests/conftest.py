@@ -75,7 +75,7 @@ def sample_compare(sample_workspace: Workspace, tmp_path_factory: pytest.TempPat
 
 @pytest.fixture(scope="session")
 def fast_swap_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory):
-    """A fast-swap-small model `fs` of B = `b` (inputs: `a`, the default), 40 steps at batch 4
+    """A fast-swap-small model `fs` of B = `b` (inputs: `a`, the default), 24 steps at batch 4
     against a random VGG-19, in a workspace of its own holding copies of the sample
     facesets: (workspace, model name, the training events). Shared by the engine's, the
     CLI's and the wizard's fast-swap tests; treat it as read-only (copy it to train on)."""
@@ -95,14 +95,14 @@ def fast_swap_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPa
         "faceset_b": "b",
         "batch_size": 4,
         "seed": 3,
-        "light_steps": 20,
+        "light_steps": 8,
         "lr": 2e-3,
     }
     run = build(
         RunSettings,
-        steps=40,
-        save_every=40,
-        preview_every=40,
+        steps=24,
+        save_every=24,
+        preview_every=24,
         snapshot_every=0,
         log_every=1,
         device="cpu",

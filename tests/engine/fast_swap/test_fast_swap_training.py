@@ -26,13 +26,13 @@ from engine.train.loop import train
 from engine.train.store import ModelPaths, load_settings
 from engine.workspace import Workspace
 
-STEPS = 40  # as conftest's fast_swap_model trains
+STEPS = 24  # as conftest's fast_swap_model trains
 
 
 def _requested(**more: object) -> dict[str, object]:
     """A small fast-swap model of B = `b`, its inputs left to default (every other faceset)."""
     base = {"preset": "fast-swap-small", "faceset_b": "b", "batch_size": 4, "seed": 3}
-    return {**base, "light_steps": 20, "lr": 2e-3, **more}
+    return {**base, "light_steps": 8, "lr": 2e-3, **more}
 
 
 def _run(steps: int) -> RunSettings:
