@@ -41,7 +41,7 @@ from engine.workspace import Workspace
 
 # VGG-19 taps, in order: the style layers, then the content layer (the paper's choice).
 VGG_TAPS = (RELU_ENDS["relu3_1"], RELU_ENDS["relu4_1"], RELU_ENDS["relu4_2"])
-_PURPOSE = "Fast Face-swap's content and style losses"
+_PURPOSE = "training a fast-swap model (its content and style losses)"
 # Inputs are flipped by the family (so their yaw can be mirrored), never warped: the
 # content target is the input itself, so a warp would only teach the network to warp.
 _AUGMENT = AugmentSpec(flip=0.0, warp=0.0)
