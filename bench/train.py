@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -74,6 +74,19 @@ class TimedStep(Protocol):
     def __call__(self) -> None: ...
 
 
+def cpu_context(family: Any, model: torch.nn.Module, dtype: torch.dtype | None) -> StepContext:
+    """The StepContext the trainer hands a family's step on this CPU: seeded, no scaler."""
+    return StepContext(
+        step=0,
+        device=torch.device("cpu"),
+        dtype=dtype,
+        generator=torch.Generator().manual_seed(0),
+        forward=family.forward_module(model),
+        scaler=torch.amp.GradScaler("cpu", enabled=False),
+        grad_clip=1.0,
+    )
+
+
 class TrainerStep:
     """One training step exactly as the trainer runs it: the autoencoder family's own
     step (the one engine.train.loop calls), on synthetic uint8 faces."""
@@ -94,15 +107,7 @@ class TrainerStep:
         self.family.attach(self.model, self.family.optimizers(self.model))
         self.batch = batch
         self.examples = 2 * batch
-        self.ctx = StepContext(
-            step=0,
-            device=torch.device("cpu"),
-            dtype=dtype,
-            generator=torch.Generator().manual_seed(0),
-            forward=self.family.forward_module(self.model),
-            scaler=torch.amp.GradScaler("cpu", enabled=False),
-            grad_clip=1.0,
-        )
+        self.ctx = cpu_context(self.family, self.model, dtype)
 
     def __call__(self) -> None:
         self.family.train_step(self.ctx)
@@ -157,15 +162,7 @@ class FastSwapStep:
         self.model.light_ready.fill_(1)
         self.family.attach(self.model, self.family.optimizers(self.model))
         self.batch = self.examples = batch
-        self.ctx = StepContext(
-            step=0,
-            device=device,
-            dtype=dtype,
-            generator=torch.Generator().manual_seed(0),
-            forward=self.family.forward_module(self.model),
-            scaler=torch.amp.GradScaler("cpu", enabled=False),
-            grad_clip=1.0,
-        )
+        self.ctx = cpu_context(self.family, self.model, dtype)
 
     def __call__(self) -> None:
         self.family.train_step(self.ctx)

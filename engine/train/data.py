@@ -18,6 +18,7 @@ import torch
 from engine.errors import BadInputError, CorruptError
 from engine.faces.align import transform_points
 from engine.faceset import FaceRecord, Faceset
+from engine.train.registry import CropGeometry
 from engine.workspace import Workspace
 
 MIN_FACES = 25
@@ -116,3 +117,15 @@ def load_faces(workspace: Workspace, name: str, size: int, held_out: int = 4) ->
         poses[keep],
         poses[held_idx],
     )
+
+
+def faceset_geometry(workspace: Workspace, name: str) -> CropGeometry | None:
+    """How faceset `name` cut its faces, or None when it is gone or says nothing."""
+    folder = workspace.faceset_dir(name)
+    if not (folder / "faceset.sqlite").exists():
+        return None
+    with Faceset.open(folder) as faceset:
+        coverage, size = faceset.meta("coverage"), faceset.size
+    if not coverage or not size:
+        return None
+    return CropGeometry(coverage=float(coverage), crop_size=size)

@@ -14,9 +14,8 @@ import torch
 from torch import nn
 
 from engine.errors import BadInputError
-from engine.faceset import Faceset
 from engine.train.augment import Augmenter, AugmentSpec
-from engine.train.data import FaceData, load_faces
+from engine.train.data import FaceData, faceset_geometry, load_faces
 from engine.train.families.autoencoder import FAMILY
 from engine.train.family import Family, StepContext, StepResult, make_optimizer
 from engine.train.losses import LossSpec, SwapLoss
@@ -52,18 +51,6 @@ def facesets_geometry(workspace: Workspace, settings: Any) -> dict[str, CropGeom
         for side, name in (("a", settings.faceset_a), ("b", settings.faceset_b))
     }
     return {side: g for side, g in found.items() if g is not None}
-
-
-def faceset_geometry(workspace: Workspace, name: str) -> CropGeometry | None:
-    """How faceset `name` cut its faces, or None when it is gone or says nothing."""
-    folder = workspace.faceset_dir(name)
-    if not (folder / "faceset.sqlite").exists():
-        return None
-    with Faceset.open(folder) as faceset:
-        coverage, size = faceset.meta("coverage"), faceset.size
-    if not coverage or not size:
-        return None
-    return CropGeometry(coverage=float(coverage), crop_size=size)
 
 
 class AutoencoderFamily(Family):

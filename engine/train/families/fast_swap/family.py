@@ -22,8 +22,7 @@ from torch import nn
 
 from engine.errors import BadInputError, SwapdeckError
 from engine.train.augment import Augmenter, AugmentSpec
-from engine.train.data import FaceData, load_faces
-from engine.train.families.autoencoder.family import faceset_geometry
+from engine.train.data import FaceData, faceset_geometry, load_faces
 from engine.train.families.fast_swap import FAMILY
 from engine.train.families.fast_swap.light import LightNet, light_loss, train_light
 from engine.train.families.fast_swap.losses import (
@@ -137,9 +136,10 @@ class FastSwapFamily(Family):
         names, given = self._input_names()
         loaded: list[FaceData] = []
         self.skipped: list[str] = []
+        self.geometries: dict[str, CropGeometry | None] = {s.faceset_b: b_geometry}
         for name in names:
             named = given or name == s.faceset_a
-            geometry = faceset_geometry(self.workspace, name)
+            geometry = self.geometries[name] = faceset_geometry(self.workspace, name)
             if b_geometry and geometry and abs(geometry.coverage - b_geometry.coverage) > 1e-6:
                 if named:
                     raise BadInputError(
@@ -223,10 +223,8 @@ class FastSwapFamily(Family):
 
     def geometry(self) -> dict[str, CropGeometry]:
         s: Any = self.settings
-        found = {
-            "a": faceset_geometry(self.workspace, self.input_names[0]),
-            "b": faceset_geometry(self.workspace, s.faceset_b),
-        }
+        # Read when the data loaded: side a is the first input's (A's, when given).
+        found = {"a": self.geometries[self.input_names[0]], "b": self.geometries[s.faceset_b]}
         return {side: g for side, g in found.items() if g is not None}
 
     @property
