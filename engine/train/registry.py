@@ -30,6 +30,7 @@ BUILTIN = (
     "engine.train.families.autoencoder",
     "engine.train.families.fomm",
     "engine.train.families.fast_swap",
+    "engine.train.families.occlusion",
 )
 PLUGINS_ENV = "SWAPDECK_FAMILIES"
 
