@@ -68,11 +68,11 @@ class Augmenter:
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Augment one batch.
 
-        faces: (N,3,S,S) uint8; masks: (N,2,S,S) uint8 0/255 (0 = face hull,
-        1 = eyes+mouth); generator: the source of all randomness, ideally on the
-        data's device. Returns float32 tensors in [0,1]: inputs (N,3,S,S) warped,
-        targets (N,3,S,S) and target_masks (N,2,S,S) with the same affine, flip
-        and colour but no warp.
+        faces: (N,3,S,S) uint8; masks: (N,C,S,S) uint8 0/255, C = 2 or 3 (0 = face
+        hull, 1 = eyes+mouth, 2 = visible, for masked training); generator: the source
+        of all randomness, ideally on the data's device. Returns float32 tensors in
+        [0,1]: inputs (N,3,S,S) warped, targets (N,3,S,S) and target_masks (N,C,S,S)
+        with the same affine, flip and colour but no warp.
         """
         self._check(faces, masks)
         # Sampling and colour maths want float32 even inside a bf16 training step.
@@ -101,8 +101,8 @@ class Augmenter:
         n, s = faces.shape[0], self.size
         if faces.shape != (n, 3, s, s):
             raise ValueError(f"faces must be (N,3,{s},{s}), got {tuple(faces.shape)}")
-        if masks.shape != (n, 2, s, s):
-            raise ValueError(f"masks must be (N,2,{s},{s}), got {tuple(masks.shape)}")
+        if masks.shape not in ((n, 2, s, s), (n, 3, s, s)):
+            raise ValueError(f"masks must be (N,2|3,{s},{s}), got {tuple(masks.shape)}")
 
     def _draw(
         self, n: int, generator: torch.Generator, device: torch.device

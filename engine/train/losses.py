@@ -1,6 +1,11 @@
 """The face-swap reconstruction loss: SSIM + L1/MSE on the masked face, extra weight on
 eyes and mouth, and a mask term for models that predict one.
 
+Masked training (DeepFaceLab's): where a third mask channel says what is *visible*
+(0 where a hand or a microphone covers the face), covered pixels weigh nothing in
+any term, and the face a learned mask should draw is the hull minus the cover, so
+the model neither learns occluders as part of the face nor masks them in.
+
 Computed in float32 whatever the caller's autocast: SSIM's moments and small
 per-pixel errors lose too much in bfloat16.
 
@@ -54,7 +59,9 @@ class LossSpec:
 class SwapLoss(nn.Module):
     """total = ssim_w·(1 − SSIM(pred·w, target·w)) + pixel_w·mean(w·err)
     + eye_mouth_w·(err averaged over the eye/mouth region) + mask_w·MSE(pred_mask, face mask),
-    with w = bg + (1 − bg)·face_mask and err = |pred − target| (or its square)."""
+    with w = (bg + (1 − bg)·hull)·visible, err = |pred − target| (or its square), the
+    face mask hull·visible and the eye/mouth region ·visible too (visible = 1 without a
+    third mask channel)."""
 
     def __init__(self, spec: LossSpec) -> None:
         super().__init__()
@@ -63,15 +70,19 @@ class SwapLoss(nn.Module):
     def forward(
         self, pred: Tensor, target: Tensor, masks: Tensor, pred_mask: Tensor | None = None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """pred/target (N,3,S,S) in [0,1]; masks (N,2,S,S) in [0,1] (0 face hull,
-        1 eyes+mouth); pred_mask (N,1,S,S) or None. Returns (total, parts): parts holds
-        detached 0-d tensors "ssim", "pixel", "eye_mouth", and "mask" when pred_mask is given.
+        """pred/target (N,3,S,S) in [0,1]; masks (N,2,S,S) or (N,3,S,S) in [0,1] (0 face
+        hull, 1 eyes+mouth, 2 visible: 0 where something covers the face); pred_mask
+        (N,1,S,S) or None. Returns (total, parts): parts holds detached 0-d tensors
+        "ssim", "pixel", "eye_mouth", and "mask" when pred_mask is given.
         """
         spec = self.spec
         with torch.autocast(pred.device.type, enabled=False):
             pred, target, masks = pred.float(), target.float(), masks.float()
             face, eye_mouth = masks[:, 0:1], masks[:, 1:2]
             weight = spec.background_weight + (1.0 - spec.background_weight) * face
+            if masks.shape[1] > 2:  # masked training: covered pixels count zero
+                visible = masks[:, 2:3]
+                face, eye_mouth, weight = face * visible, eye_mouth * visible, weight * visible
             err = self._pixel_error(pred, target)
             terms = {
                 "ssim": _ssim_term(pred * weight, target * weight),

@@ -87,5 +87,12 @@ FAMILY = FamilyInfo(
         Option("lr", "float", 5e-5, "learning rate (Adam)", gt=0, le=1.0, flag=True),
         Option("loss", "str", "l1", "pixel loss beside SSIM", choices=("l1", "mse"), flag=True),
         Option("eye_mouth_weight", "float", 2.0, "extra weight of eyes and mouth", ge=0, le=100),
+        Option(
+            "occlusion_model",
+            "str",
+            "",
+            "an occlusion model whose masks drop covered pixels from the loss (masked training)",
+            frozen=False,
+        ),
     ),
 )

@@ -3,6 +3,10 @@
 Per step: draw a batch of A and of B (the Trainer's seeded generator, on the
 device), augment on the device, run the shared encoder once over both, compute
 the masked SSIM + pixel + eye/mouth (+ mask) loss, step Adam.
+
+Masked training: faces with an imported label, and every face when the option
+`occlusion_model` names one, carry a visible-mask channel; the loss leaves out
+what covers the face (engine/train/losses.py).
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from engine.errors import BadInputError
 from engine.train.augment import Augmenter, AugmentSpec
 from engine.train.data import FaceData, faceset_geometry, load_faces
 from engine.train.families.autoencoder import FAMILY
+from engine.train.families.occlusion.inference import OcclusionModel, load_occlusion
 from engine.train.family import Family, StepContext, StepResult, make_optimizer
 from engine.train.losses import LossSpec, SwapLoss
 from engine.train.models import build_model
 from engine.train.models.base import ArchSpec, SwapModel
 from engine.train.preview import render_preview
 from engine.train.registry import CropGeometry, ModelSettingsBase
-from engine.workspace import Workspace
+from engine.workspace import Workspace, check_name
 
 _ARCH_KEYS = ("preset", "size", "layout", "enc_dims", "dec_dims", "bottleneck", "learn_mask")
 
@@ -53,6 +58,12 @@ def facesets_geometry(workspace: Workspace, settings: Any) -> dict[str, CropGeom
     return {side: g for side, g in found.items() if g is not None}
 
 
+def _occlusion_name(settings: Any) -> str:
+    """The `occlusion_model` option, "" for none; refuses one that is not a plain name."""
+    name: str = getattr(settings, "occlusion_model", "")
+    return check_name(name, "occlusion_model") if name else ""
+
+
 class AutoencoderFamily(Family):
     info: ClassVar = FAMILY
 
@@ -67,6 +78,7 @@ class AutoencoderFamily(Family):
     @classmethod
     def check(cls, settings: ModelSettingsBase) -> None:
         arch_of(settings)  # the architecture's own checks (e.g. liae needs an even code)
+        _occlusion_name(settings)
 
     # ---- data ---------------------------------------------------------------------------
 
@@ -77,8 +89,11 @@ class AutoencoderFamily(Family):
                 f"-a and -b are the same faceset ({s.faceset_a})", "train on two different people"
             )
         size = self.arch.size
-        self.data_a = load_faces(self.workspace, s.faceset_a, size).to(device)
-        self.data_b = load_faces(self.workspace, s.faceset_b, size).to(device)
+        occlusion = self._occlusion(device)
+        self.data_a, self.data_b = (
+            load_faces(self.workspace, name, size, visibility=True, occlusion=occlusion).to(device)
+            for name in (s.faceset_a, s.faceset_b)
+        )
         for data in (self.data_a, self.data_b):
             if self.batch_size > len(data):
                 raise BadInputError(
@@ -87,6 +102,14 @@ class AutoencoderFamily(Family):
                     f"use --batch-size {len(data)} or less, or add faces",
                 )
         return {"faces_a": len(self.data_a), "faces_b": len(self.data_b)}
+
+    def _occlusion(self, device: torch.device) -> OcclusionModel | None:
+        """The occlusion model of masked training, loaded; refuses a missing, untrained or
+        other-family one (before anything is written)."""
+        name = _occlusion_name(self.settings)
+        if not name:
+            return None
+        return load_occlusion(self.workspace, name, str(device))
 
     def geometry(self) -> dict[str, CropGeometry]:
         return facesets_geometry(self.workspace, self.settings)
