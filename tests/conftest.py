@@ -119,6 +119,44 @@ def fast_swap_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPa
     return ws, "fs", events
 
 
+OCCLUSION_STEPS = 40  # as the occlusion_model fixture trains
+
+
+@pytest.fixture(scope="session")
+def occlusion_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory):
+    """An occlusion-small mask `occ` (64 px) trained on both sample facesets, 40 steps at
+    batch 8, in a workspace of its own holding copies of them: (workspace, model name).
+    Its mask already tells occluders from faces roughly; treat it as read-only (copy the
+    workspace to train on or to change its facesets)."""
+    import shutil
+
+    import torch
+
+    from engine.config import RunSettings
+    from engine.train.loop import train
+
+    ws = Workspace(tmp_path_factory.mktemp("occlusion") / "ws")
+    shutil.copytree(sample_workspace.facesets_dir, ws.root / "facesets")
+    requested = {"preset": "occlusion-small", "batch_size": 8, "seed": 0}
+    run = build(
+        RunSettings,
+        steps=OCCLUSION_STEPS,
+        save_every=OCCLUSION_STEPS,
+        preview_every=OCCLUSION_STEPS,
+        snapshot_every=0,
+        log_every=10,
+        device="cpu",
+        precision="fp32",
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # on contended cores two threads wait on each other
+    try:
+        train(ws, "occ", requested, run)
+    finally:
+        torch.set_num_threads(threads)
+    return ws, "occ"
+
+
 @pytest.fixture
 def facesets_ws(sample_workspace: Workspace, tmp_path: Path) -> Path:
     """A private workspace holding copies of the sample facesets `a` and `b`, no models:
