@@ -45,6 +45,20 @@ class ExtractResult(_Frozen):
     frames_per_s: float
 
 
+class MaskSheetResult(_Frozen):
+    """`faceset masks`: a contact sheet of a faceset's faces with their masks drawn over."""
+
+    faceset: str
+    output: str
+    mask: Literal["occlusion", "hull"] = Field(description="hull: no occlusion model drew it")
+    mask_model: str | None = Field(description="the occlusion model that drew the cover")
+    faces: list[int] = Field(description="face ids, tile by tile (imported-label faces first)")
+    labelled: int = Field(description="tiles whose cover is the face's imported label")
+    columns: int
+    tile_px: int
+    covered_share: float = Field(description="share of the tiles' hull pixels drawn as covered")
+
+
 # ---- convert ---------------------------------------------------------------------------------
 
 

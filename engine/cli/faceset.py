@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -104,3 +105,51 @@ def prune_command(
         print_json({k: v for k, v in result.items() if k != "files"})
     else:
         out_console.print(f"removed {result['removed']} faces; {result['faces']} left in {name}")
+
+
+@app.command("masks")
+@guarded
+def masks_command(
+    name: Annotated[str, typer.Argument(help="Faceset name.")],
+    workspace: WorkspaceOpt,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="PNG to write (default: the faceset's masks.png)."),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Occlusion model to draw with (default: the one that covers it)."
+        ),
+    ] = None,
+    count: Annotated[int, typer.Option("--count", min=1, help="Faces on the sheet, at most.")] = 32,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a contact sheet of faces with their masks over them, to check by eye.
+
+    Green: the landmark hull. Red: what the occlusion model says covers the face.
+    Blue, on tiles marked "label": what the face's imported label says covers it.
+    """
+    from engine.cli.common import Reporter
+    from engine.mask_sheet import mask_sheet
+    from engine.workspace import Workspace
+
+    reporter = Reporter(as_json)
+    try:
+        result = mask_sheet(Workspace(workspace), name, output, model, count, reporter)
+    finally:
+        reporter.close()
+    if not as_json:
+        drawn = (
+            f"occlusion model {result.mask_model}"
+            if result.mask_model
+            else "no occlusion model: hulls"
+        )
+        labels = f", {result.labelled} with an imported label" if result.labelled else ""
+        out_console.print(
+            f"{result.output}: {len(result.faces)} faces of {result.faceset}{labels}; "
+            f"{drawn}; {result.covered_share:.0%} of the hulls covered",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
