@@ -4,6 +4,10 @@ Invariant after `open` (which reconciles): every face row has its PNG and every
 PNG in faces/ has its row. Writers put the PNG in place first (atomically) and
 then commit its row with the frame it came from, so a crash can at worst leave
 an orphan PNG, which the next open removes.
+
+A manifest of an older schema is upgraded in place when opened: every migration from
+its version to SCHEMA_VERSION runs in one transaction, so it ends either fully
+upgraded or exactly as it was.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +28,7 @@ from engine.errors import BadInputError, CorruptError, WorkspaceError
 from engine.media.paths import printable
 from engine.workspace import DIR_MODE
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -69,14 +73,10 @@ CREATE TABLE IF NOT EXISTS faces (
     score REAL NOT NULL,
     tracked INTEGER NOT NULL,
     track INTEGER,
+    label BLOB,
     UNIQUE (source_id, frame, idx)
 );
 """
-
-# Columns added to a table since schema version 1, with their declarations. A
-# manifest made before a column existed is upgraded in place when opened; its
-# old rows hold NULL there (no track known: convert links them by overlap).
-_ADDED = {"faces": {"track": "INTEGER"}}
 
 
 @dataclass
@@ -102,6 +102,9 @@ class FaceRecord:
     # The tracker's id on video: faces of one source with the same id are one person
     # followed from frame to frame (ids are never reused within a source). None for images.
     track: int | None = None
+    # A label mask the user imported: PNG, grayscale, the crop's size, 255 = the face
+    # itself, 0 = covered or not face. Training takes it over synthesised targets.
+    label: bytes | None = None
 
 
 def _blob(array: np.ndarray | None, dtype: type) -> bytes | None:
@@ -115,6 +118,7 @@ def _array(blob: bytes | None, dtype: type, shape: tuple[int, ...]) -> np.ndarra
 
 
 _MAGIC = b"SQLite format 3\x00"
+_PNG = b"\x89PNG\r\n\x1a\n"
 _TABLES = ("meta", "sources", "frames", "faces")
 _RESTORE = "restore it from a backup or extract into a new faceset name"
 
@@ -162,43 +166,121 @@ def _columns() -> dict[str, list[str]]:
 
 
 _COLUMNS = _columns()
+_V1_FACES = [c for c in _COLUMNS["faces"] if c not in ("track", "label")]
+
+# Every layout a manifest of each version was written with: the tables it must have,
+# and each table's possible columns. Version 1 was written three ways: the first
+# release kept the tracker's state in frames.tracks (no track_state table), and
+# faces.track came later, without a version of its own.
+_LAYOUTS: dict[int, tuple[tuple[str, ...], dict[str, list[list[str]]]]] = {
+    1: (
+        ("meta", "sources", "frames", "faces"),
+        {
+            "meta": [_COLUMNS["meta"]],
+            "sources": [_COLUMNS["sources"]],
+            "frames": [_COLUMNS["frames"], [*_COLUMNS["frames"], "tracks"]],
+            "track_state": [_COLUMNS["track_state"]],
+            "faces": [_V1_FACES, [*_V1_FACES, "track"]],
+        },
+    ),
+    2: (tuple(_COLUMNS), {t: [c] for t, c in _COLUMNS.items()}),
+}
 
 
-def _check_tables(conn: sqlite3.Connection, db: Path) -> None:
-    """Our tables with our columns, before anything is read from or written to them."""
-    rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    missing = [t for t in _TABLES if t not in {r[0] for r in rows}]
+def _have(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _to_v2(conn: sqlite3.Connection) -> None:
+    """Version 2: faces.label, the imported label masks (NULL: none yet).
+
+    Any layout of version 1 is brought level first: faces.track (NULL: convert links
+    such faces by overlap) and track_state, whose place the first release's
+    frames.tracks column held (dropped, not carried over: a resumed extract starts
+    its tracks afresh, as over a video never seen).
+    """
+    if "track" not in _have(conn, "faces"):
+        conn.execute("ALTER TABLE faces ADD COLUMN track INTEGER")
+    conn.execute("ALTER TABLE faces ADD COLUMN label BLOB")
+    # Literal SQL, not _SCHEMA's: a migration makes the layout of its own version.
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS track_state ("
+        "source_id INTEGER PRIMARY KEY REFERENCES sources(id), "
+        "frame INTEGER NOT NULL, tracks TEXT NOT NULL)"
+    )
+    if "tracks" in _have(conn, "frames"):
+        conn.execute("ALTER TABLE frames DROP COLUMN tracks")
+
+
+# The migrations, by the version each one makes from the one before it. They run with
+# conn.execute only (executescript would commit the transaction they run in).
+_MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {2: _to_v2}
+
+
+def _version(conn: sqlite3.Connection, db: Path) -> int:
+    """The schema version the manifest says it has (none written: version 1)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    if row is None:
+        return 1  # a faceset from before versions were written
+    version = row[0]
+    if not isinstance(version, str) or not version.isdigit():
+        raise CorruptError(
+            f"{db.parent} has an unreadable schema version ({str(version)[:40]!r})", _RESTORE
+        )
+    if int(version) > SCHEMA_VERSION:
+        raise CorruptError(
+            f"{db.parent} was written by a newer swapdeck (schema {int(version)})",
+            "upgrade swapdeck to read it",
+        )
+    if int(version) not in _LAYOUTS:
+        raise CorruptError(f"{db.parent} has an unknown schema version ({version})", _RESTORE)
+    return int(version)
+
+
+def _check_tables(conn: sqlite3.Connection, db: Path) -> int:
+    """The manifest's schema version, once its tables are proved to be one of the
+    layouts that version was written with, before anything else is read or written."""
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = [t for t in _TABLES if t not in names]
     if missing:
         raise CorruptError(
             f"{db} is an SQLite file but not a faceset (no {', '.join(missing)} table)", _RESTORE
         )
-    for table in (r[0] for r in rows):
-        if table in _COLUMNS:
-            have = [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-            older = [c for c in _COLUMNS[table] if c not in _ADDED.get(table, {})]
-            if have not in (_COLUMNS[table], older):
-                raise CorruptError(f"{db}: table {table} does not have its columns", _RESTORE)
+    if _have(conn, "meta") != _COLUMNS["meta"]:
+        raise CorruptError(f"{db}: table meta does not have its columns", _RESTORE)
+    version = _version(conn, db)
+    required, layouts = _LAYOUTS[version]
+    for table in required:
+        if table not in names:
+            raise CorruptError(f"{db}: schema {version} but no {table} table", _RESTORE)
+    for table in sorted(names & layouts.keys()):
+        if _have(conn, table) not in layouts[table]:
+            raise CorruptError(f"{db}: table {table} does not have its columns", _RESTORE)
+    return version
 
 
-def _add_columns(conn: sqlite3.Connection) -> None:
-    """Add the columns an older manifest lacks (checked again under the write lock,
-    so two processes opening it at once add each column once)."""
+def _upgrade(conn: sqlite3.Connection, db: Path) -> None:
+    """Migrate an older manifest to SCHEMA_VERSION in place, in one transaction.
 
-    def lacking() -> list[tuple[str, str, str]]:
-        out = []
-        for table, columns in _ADDED.items():
-            have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-            out += [(table, c, decl) for c, decl in columns.items() if c not in have]
-        return out
-
-    if not lacking():
-        return
+    SQLite's DDL is transactional: a failure or a kill part-way leaves the old
+    version whole. The version is read again under the write lock, so of two
+    processes opening it at once only the first migrates.
+    """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for table, column, decl in lacking():
-            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+        version = _check_tables(conn, db)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            _MIGRATIONS[target](conn)
+        if version < SCHEMA_VERSION:
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+            _check_tables(conn, db)  # the migrations made exactly today's layout
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 
@@ -290,15 +372,17 @@ def _record(row: tuple) -> FaceRecord:
         score=_number(row[14]),
         tracked=bool(_integer(row[15])),
         track=None if row[16] is None else _integer(row[16]),
+        label=None if row[17] is None else _bytes(row[17], None),
     )
 
 
 class _Rows:
     """A statement's rows, all fetched: a damaged page fails inside _Db, not later."""
 
-    def __init__(self, rows: list[tuple], lastrowid: int | None) -> None:
+    def __init__(self, rows: list[tuple], lastrowid: int | None, rowcount: int = -1) -> None:
         self._rows = rows
         self.lastrowid = lastrowid
+        self.rowcount = rowcount
 
     def fetchall(self) -> list[tuple]:
         return self._rows
@@ -327,7 +411,7 @@ class _Db:
     def execute(self, sql: str, params: Iterable[object] = ()) -> _Rows:
         with self._checked():
             cur = self._conn.execute(sql, tuple(params))
-            return _Rows(cur.fetchall(), cur.lastrowid)
+            return _Rows(cur.fetchall(), cur.lastrowid, cur.rowcount)
 
     def executemany(self, sql: str, rows: Iterable[Iterable[object]]) -> None:
         with self._checked():
@@ -369,14 +453,13 @@ class Faceset:
                 f"cannot write {folder} ({exc.strerror})", "check space and permissions"
             ) from None
         try:
-            _check_tables(conn, db)
+            version = _check_tables(conn, db)
             faceset = cls(folder, conn)
-            faceset._check_version()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            conn.executescript(_SCHEMA)  # adds only tables an older version lacked
-            _add_columns(conn)
+            if version < SCHEMA_VERSION:
+                _upgrade(conn, db)
             faceset._check_meta()
             faceset.reconcile()
         except sqlite3.OperationalError as exc:
@@ -402,21 +485,6 @@ class Faceset:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-    def _check_version(self) -> None:
-        version = self.meta("schema_version")
-        if version is None:
-            return  # a faceset from before versions were written: version 1
-        if not isinstance(version, str) or not version.isdigit():
-            raise CorruptError(
-                f"{self.folder} has an unreadable schema version ({str(version)[:40]!r})",
-                "restore faceset.sqlite from a backup or extract into a new faceset name",
-            )
-        if int(version) > SCHEMA_VERSION:
-            raise CorruptError(
-                f"{self.folder} was written by a newer swapdeck (schema {version})",
-                "upgrade swapdeck to read it",
-            )
 
     def _check_meta(self) -> None:
         """Crop size and coverage are read as numbers everywhere: prove they are."""
@@ -553,8 +621,8 @@ class Faceset:
         with self.transaction():
             self._conn.executemany(
                 "INSERT INTO faces(source_id, frame, idx, file, box, landmarks, matrix, "
-                "embedding, mask, blur, yaw, pitch, roll, score, tracked, track) "
-                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "embedding, mask, blur, yaw, pitch, roll, score, tracked, track, label) "
+                "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (
                         f.source_id,
@@ -573,6 +641,7 @@ class Faceset:
                         f.score,
                         int(f.tracked),
                         f.track,
+                        f.label,
                     )
                     for f in faces
                 ],
@@ -596,7 +665,7 @@ class Faceset:
 
     _COLUMNS = (
         "id, source_id, frame, idx, file, box, landmarks, matrix, embedding, mask, "
-        "blur, yaw, pitch, roll, score, tracked, track"
+        "blur, yaw, pitch, roll, score, tracked, track, label"
     )
 
     def faces(self, where: str = "", params: tuple[object, ...] = ()) -> Iterator[FaceRecord]:
@@ -611,6 +680,30 @@ class Faceset:
 
     def count(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM faces").fetchone()[0])
+
+    def labelled_count(self) -> int:
+        """How many faces hold an imported label mask."""
+        row = self._conn.execute("SELECT COUNT(*) FROM faces WHERE label IS NOT NULL").fetchone()
+        return int(row[0])
+
+    def set_labels(self, pairs: Iterable[tuple[int, bytes | None]]) -> int:
+        """Store label masks (face id, PNG bytes), or clear them (None), in one
+        transaction: all of them or none. Returns how many faces were changed (a face
+        deleted meanwhile is skipped)."""
+        pairs = list(pairs)
+        for face_id, label in pairs:
+            if label is not None and not (isinstance(label, bytes) and label[:8] == _PNG):
+                raise ValueError(f"the label of face {face_id} is not PNG bytes")
+        changed = 0
+        with self.transaction():
+            for face_id, label in pairs:
+                changed += max(
+                    self._conn.execute(
+                        "UPDATE faces SET label = ? WHERE id = ?", (label, face_id)
+                    ).rowcount,
+                    0,
+                )
+        return changed
 
     def column(self, name: str) -> np.ndarray:
         if name not in {"blur", "yaw", "pitch", "roll", "score"}:

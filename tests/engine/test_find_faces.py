@@ -17,7 +17,7 @@ from engine.convert.video_io import decode, open_input
 from engine.extract import extract
 from engine.faces.finder import FaceFinder
 from engine.faces.mean_face import MEAN_FACE_68
-from engine.faceset import _SCHEMA, Faceset
+from engine.faceset import Faceset
 from engine.media.video import VideoReader
 from engine.workspace import Workspace
 
@@ -178,30 +178,6 @@ def test_convert_chains_faceset_faces_by_their_stored_tracks(two, tmp_path):
     x, _, smoothed = traded[15][0]
     assert smoothed[:, 0].mean() > x + 50
     assert abs(chains[15][0][2][:, 0].mean() - x) < 5
-
-
-def test_a_faceset_from_before_tracks_opens_with_the_column_added(tmp_path):
-    folder = tmp_path / "old"
-    (folder / "faces").mkdir(parents=True)
-    conn = sqlite3.connect(folder / "faceset.sqlite")
-    conn.executescript(_SCHEMA.replace("    track INTEGER,\n", ""))
-    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
-    conn.execute("INSERT INTO sources(path, kind, frames, added) VALUES ('v.mp4', 'video', 1, 0)")
-    conn.execute(
-        "INSERT INTO faces(source_id, frame, idx, file, box, landmarks, matrix, blur, yaw, "
-        "pitch, roll, score, tracked) VALUES (1, 0, 0, 'f.png', '[0, 0, 1, 1]', ?, ?, 1, 0, 0, "
-        "0, 1, 0)",
-        (np.zeros((68, 2), np.float32).tobytes(), np.zeros((2, 3)).tobytes()),
-    )
-    conn.commit()
-    conn.close()
-    (folder / "faces" / "f.png").write_bytes(b"png")
-    with Faceset.open(folder) as faceset:
-        assert [r.track for r in faceset.faces()] == [None]  # linked by overlap, as before
-        assert faceset.last_track(1) == -1
-    conn = sqlite3.connect(folder / "faceset.sqlite")
-    assert [r[1] for r in conn.execute("PRAGMA table_info(faces)")][-1] == "track"
-    conn.close()
 
 
 def test_a_resumed_tracker_never_reuses_a_stored_id():

@@ -35,7 +35,7 @@ from engine.config import (
     save_toml,
 )
 from engine.errors import CorruptError, SwapdeckError
-from engine.faceset import FaceRecord, Faceset
+from engine.faceset import SCHEMA_VERSION, FaceRecord, Faceset
 from engine.facesets import summarize
 from engine.train.registry import settings_model
 
@@ -311,7 +311,7 @@ def test_any_meta_value_reads_or_is_corrupt(
         except CorruptError:
             return
     if key == "schema_version":
-        assert str(value).isdigit() and int(str(value)) <= 1
+        assert str(value).isdigit() and 1 <= int(str(value)) <= SCHEMA_VERSION
 
 
 # ---- job records and metrics ---------------------------------------------------------------
