@@ -30,6 +30,7 @@ def summarize(faceset: Faceset) -> dict[str, Any]:
         "path": str(faceset.folder),
         "faces": len(faces),
         "tracked": sum(f.tracked for f in faces),
+        "labelled": sum(f.label is not None for f in faces),  # imported label masks
         "size": faceset.size,
         "coverage": float(faceset.meta("coverage") or 0),
         "sources": sources,
@@ -49,6 +50,7 @@ def summarize(faceset: Faceset) -> dict[str, Any]:
                 "pitch": round(f.pitch, 1),
                 "roll": round(f.roll, 1),
                 "tracked": f.tracked,
+                "labelled": f.label is not None,
             }
             for f in faces
         ],

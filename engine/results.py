@@ -45,6 +45,19 @@ class ExtractResult(_Frozen):
     frames_per_s: float
 
 
+class LabelsResult(_Frozen):
+    """Label masks imported into, or cleared from, a faceset."""
+
+    faceset: str
+    folder: str | None = Field(None, exclude_if=_absent_if_none)  # None: --clear alone
+    matched: int = Field(description="labels stored from PNGs named like a face")
+    resized: int = Field(description="of those, PNGs not of the crops' size, resized")
+    unmatched: list[str] = Field(description="PNGs of the folder named like no face")
+    cleared: int = Field(description="labels removed in this run")
+    labelled: int = Field(description="faces with a label after this run")
+    unlabelled: int = Field(description="faces without a label after this run")
+
+
 class MaskSheetResult(_Frozen):
     """`faceset masks`: a contact sheet of a faceset's faces with their masks drawn over."""
 

@@ -1,14 +1,17 @@
-"""`swapdeck faceset list|show|prune`: look at and tidy facesets."""
+"""`swapdeck faceset list|show|prune|labels|masks`: look at and tidy facesets."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from engine.cli.common import JsonOpt, WorkspaceOpt, guarded, out_console, print_json
+from engine.cli.common import JsonOpt, Reporter, WorkspaceOpt, guarded, out_console, print_json
+
+if TYPE_CHECKING:
+    from engine.results import LabelsResult
 
 app = typer.Typer(help="List, inspect and prune facesets.", no_args_is_help=True)
 
@@ -46,7 +49,8 @@ def list_command(workspace: WorkspaceOpt, as_json: JsonOpt = False) -> None:
 
 def _show(info: dict[str, Any]) -> None:
     out_console.print(
-        f"[bold]{info['name']}[/]: {info['faces']} faces ({info['tracked']} tracked), "
+        f"[bold]{info['name']}[/]: {info['faces']} faces ({info['tracked']} tracked, "
+        f"{info['labelled']} with a label mask), "
         f"{info['size']} px at coverage {info['coverage']:g}, {info['frames_done']} frames done"
     )
     table = Table("measure", "min", "p10", "median", "p90", "max")
@@ -105,6 +109,63 @@ def prune_command(
         print_json({k: v for k, v in result.items() if k != "files"})
     else:
         out_console.print(f"removed {result['removed']} faces; {result['faces']} left in {name}")
+
+
+@app.command("labels")
+@guarded
+def labels_command(
+    name: Annotated[str, typer.Argument(help="Faceset name.")],
+    workspace: WorkspaceOpt,
+    folder: Annotated[
+        Path | None,
+        typer.Argument(help="Folder of label PNGs, each named like its face's file."),
+    ] = None,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="Remove the labels (with FOLDER: all but its own).")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import label masks drawn by hand: white = the face itself, black = covered or not face.
+
+    Each PNG in FOLDER named like a face of the faceset (as in its faces/ folder)
+    becomes that face's label: grayscale, RGB, or a cut-out's alpha; binarised at half
+    grey and resized to the crops. Training then takes it over the synthesised mask.
+    """
+    from engine.errors import BadInputError
+    from engine.labels import clear_labels, import_labels
+    from engine.workspace import Workspace
+
+    if folder is None and not clear:
+        raise BadInputError(
+            "give FOLDER (label PNGs named like the faces) or --clear",
+            f"e.g. swapdeck faceset labels {name} my_labels/ -w WS",
+        )
+    reporter = Reporter(as_json)
+    try:
+        ws = Workspace(workspace)
+        if folder is None:
+            result = clear_labels(ws, name, reporter)
+        else:
+            result = import_labels(ws, name, folder, reporter, replace=clear)
+    finally:
+        reporter.close()
+    if not as_json:
+        out_console.print(_labels_summary(result), markup=False, highlight=False, soft_wrap=True)
+
+
+def _labels_summary(result: LabelsResult) -> str:
+    parts = []
+    if result.folder is not None:
+        resized = f" ({result.resized} resized)" if result.resized else ""
+        parts.append(f"{result.matched} labels imported{resized}")
+    if result.cleared or result.folder is None:
+        parts.append(f"{result.cleared} cleared")
+    if result.unmatched:
+        parts.append(f"{len(result.unmatched)} PNGs named like no face")
+    return (
+        f"faceset {result.faceset}: {', '.join(parts)}; {result.labelled} faces have a label, "
+        f"{result.unlabelled} have none"
+    )
 
 
 @app.command("masks")
