@@ -88,7 +88,8 @@ class ConvertConfig(StageConfig):
     faceset: str | None = Field(None, description="take the video's faces from this faceset")
     references: list[Path] = Field(default_factory=list)
     threshold: float = Field(0.6, gt=0.0, le=2.0, description="identity distance to swap a face")
-    mask: Literal["auto", "hull", "learned"] = "auto"
+    mask: Literal["auto", "hull", "learned", "occlusion"] = "auto"
+    mask_model: str | None = Field(None, description="occlusion model for --mask occlusion")
     erode: int = Field(0, ge=-100, le=100, description="shrink (+) or grow (-) the mask, px")
     blur: int | None = Field(None, ge=0, le=200, description="mask feather, px; None: by size")
     color: Literal["rct", "hist", "avg", "none"] = "rct"
@@ -108,6 +109,11 @@ class ConvertConfig(StageConfig):
     @classmethod
     def _faceset_name(cls, value: str | None) -> str | None:
         return None if value is None else _name_validator("faceset name")(cls, value)
+
+    @field_validator("mask_model")
+    @classmethod
+    def _mask_model_name(cls, value: str | None) -> str | None:
+        return None if value is None else _name_validator("mask model name")(cls, value)
 
 
 class ReenactConfig(StageConfig):

@@ -87,6 +87,8 @@ class ConvertResult(_Frozen):
     seconds: float
     frames_per_s: float
     audio_streams: int | None = Field(None, exclude_if=_absent_if_none)  # video only
+    mask: str = Field("hull", description="the mask blended with: hull, learned or occlusion")
+    mask_model: str | None = Field(None, exclude_if=_absent_if_none)  # the occlusion model
 
 
 class ConvertPreviewResult(_Frozen):
@@ -97,6 +99,8 @@ class ConvertPreviewResult(_Frozen):
     frames_without_face: int
     output: str
     preview: Literal[True] = True
+    mask: str = Field("hull", description="the mask blended with: hull, learned or occlusion")
+    mask_model: str | None = Field(None, exclude_if=_absent_if_none)  # the occlusion model
 
 
 class ReenactResult(_Frozen):

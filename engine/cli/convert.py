@@ -45,9 +45,21 @@ def convert_command(
         float, typer.Option(help="Identity distance under which a face matches --reference.")
     ] = 0.6,
     mask: Annotated[
-        Literal["auto", "hull", "learned"],
-        typer.Option(help="Landmark hull, or the model's learned mask (auto: learned if any)."),
+        Literal["auto", "hull", "learned", "occlusion"],
+        typer.Option(
+            help="Landmark hull; the model's learned mask; or occlusion: the hull less what "
+            "an occlusion model sees covering the face (hands, microphones). auto: occlusion "
+            "when the model or its faceset has an occlusion model, else learned if any, else hull."
+        ),
     ] = "auto",
+    mask_model: Annotated[
+        str | None,
+        typer.Option(
+            "--mask-model",
+            help="Occlusion model for --mask occlusion (default: the model's own, else the "
+            "one trained on the faceset being replaced).",
+        ),
+    ] = None,
     erode: Annotated[int, typer.Option(help="Shrink the mask by PX (negative grows it).")] = 0,
     blur: Annotated[
         int | None, typer.Option(help="Feather the mask edge by PX (default: 6% of face size).")
@@ -86,6 +98,7 @@ def convert_command(
         references=reference or [],
         threshold=threshold,
         mask=mask,
+        mask_model=mask_model,
         erode=erode,
         blur=blur,
         color=color,
@@ -106,5 +119,7 @@ def convert_command(
     if not as_json:
         out_console.print(
             f"[bold green]{result.output}[/]: {result.faces_swapped} faces swapped in "
-            f"{result.frames} frames ({result.frames_without_face} without a face)"
+            f"{result.frames} frames ({result.frames_without_face} without a face); "
+            f"mask {result.mask}"
+            + (f" (occlusion model {result.mask_model})" if result.mask_model else "")
         )

@@ -86,7 +86,13 @@ def render_preview(
 
     count = config.preview_frames
     faces_from = f"faceset {manifest.name}" if manifest else "found on the fly"
-    detail = {"preview_frames": count, "output": str(config.output), "faces_from": faces_from}
+    detail = {
+        "preview_frames": count,
+        "output": str(config.output),
+        "faces_from": faces_from,
+        "mask": swapper.mask,
+        **({"mask_model": swapper.mask_model} if swapper.mask_model else {}),
+    }
     sink(Started(stage="convert", detail=detail))
     frames: list[tuple[int | None, np.ndarray]]
     if kind == "video":
@@ -126,6 +132,8 @@ def render_preview(
         faces_swapped=swapper.tally.faces_swapped,
         frames_without_face=swapper.tally.frames_without_face,
         output=str(config.output),
+        mask=swapper.mask,
+        mask_model=swapper.mask_model,
     )
     sink(Finished(stage="convert", result=result.model_dump(mode="json")))
     return result

@@ -23,6 +23,7 @@ import numpy as np
 from engine.config import ConvertConfig
 from engine.convert.blend import BlendSettings
 from engine.convert.faces import IdentityFilter, ManifestFaces
+from engine.convert.occlusion import OcclusionMasker
 from engine.convert.smooth import Face, Frame, Smoother
 from engine.convert.swap import FaceSwapper
 from engine.convert.video_io import (
@@ -58,6 +59,7 @@ from engine.media.prefetch import prefetch
 from engine.media.shots import ShotCuts
 from engine.media.video import is_video_path
 from engine.results import ConvertPreviewResult, ConvertResult
+from engine.train.families.occlusion.inference import load_occlusion, occlusion_for
 from engine.train.inference import TrainedModel, load_trained
 from engine.workspace import (
     Workspace,
@@ -141,13 +143,7 @@ def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool)
     # Cut faces as the model's training faces were cut (model.toml keeps how).
     geometry = model.geometry(source_side)
     coverage, crop_size = geometry.coverage, geometry.crop_size
-    mask = config.mask
-    if mask == "auto":
-        mask = "learned" if model.learns_mask else "hull"
-    if mask == "learned" and not model.learns_mask:
-        raise BadInputError(
-            f"model {model.name} does not learn masks", "use --mask hull (or --mask auto)"
-        )
+    mask, occlusion = choose_mask(config, workspace, model, source)
     finder = None
     embedder = None
     references = np.zeros((0, 128), np.float32)
@@ -169,18 +165,60 @@ def _setup(config: ConvertConfig, workspace: Workspace, sink: Sink, video: bool)
         blend,
         IdentityFilter(references, config.threshold, embedder),
         config.batch_size,
+        occlusion,
     )
     detail = {
         "model": model.name,
         "step": model.step,
         "direction": config.direction,
         "mask": mask,
+        **({"mask_model": occlusion.name} if occlusion is not None else {}),
         "color": config.color,
         "device": str(model.device),
         "input": printable(config.input),
         "output": printable(config.output),
     }
     return _Setup(model, swapper, finder, detail, source)
+
+
+def choose_mask(
+    config: ConvertConfig, workspace: Workspace, model: TrainedModel, source: str | None
+) -> tuple[str, OcclusionMasker | None]:
+    """Which mask convert uses, and the occlusion model behind it (None: none).
+
+    The occlusion model is the one --mask-model names, else the swap model's own
+    (its `occlusion_model` option), else the one trained on the faceset being replaced.
+    """
+    mask = config.mask
+    if config.mask_model is not None and mask not in ("occlusion", "auto"):
+        raise BadInputError(
+            f"--mask-model names an occlusion model; --mask {mask} uses none",
+            "use --mask occlusion with it, or leave out --mask-model",
+        )
+    name = None
+    if mask in ("occlusion", "auto"):
+        name = (
+            config.mask_model
+            or getattr(model.settings, "occlusion_model", "")
+            or occlusion_for(workspace, source)
+        )
+    if mask == "occlusion" and not name:
+        covers = f"faceset {source}" if source else "the person being replaced"
+        raise NotFoundError(
+            f"no occlusion model covers {covers} (model {model.name} names none either)",
+            f"train one: swapdeck train --family occlusion -w {printable(workspace.root)} "
+            f"-m NAME --inputs {source or 'FACESET'}, or name one with --mask-model",
+        )
+    if name:
+        occlusion = load_occlusion(workspace, name, config.device)
+        return "occlusion", OcclusionMasker(occlusion, source)
+    if mask == "auto":
+        mask = "learned" if model.learns_mask else "hull"
+    if mask == "learned" and not model.learns_mask:
+        raise BadInputError(
+            f"model {model.name} does not learn masks", "use --mask hull (or --mask auto)"
+        )
+    return mask, None
 
 
 # ---- video ------------------------------------------------------------------------------
@@ -343,6 +381,8 @@ def _finish(
         seconds=round(seconds, 3),
         frames_per_s=round(tally.frames / seconds, 3) if seconds > 0 else 0.0,
         audio_streams=audio,  # left out of the JSON when converting images
+        mask=swapper.mask,
+        mask_model=swapper.mask_model,
     )
     sink(Finished(stage="convert", result=result.model_dump(mode="json")))
     return result

@@ -9,6 +9,7 @@ import numpy as np
 
 from engine.convert.blend import BlendSettings, paste_face
 from engine.convert.faces import IdentityFilter
+from engine.convert.occlusion import OcclusionMasker
 from engine.convert.smooth import Face
 from engine.faces.align import alignment_matrix, transform_points, warp_face
 from engine.faces.mask import hull_mask
@@ -29,6 +30,8 @@ class _Job:
     landmarks: np.ndarray
     matrix: np.ndarray  # frame -> model-size crop
     crop: np.ndarray
+    # The occlusion model's crop and its matrix, cut before any face of the frame is pasted.
+    occlusion: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class FaceSwapper:
@@ -44,6 +47,7 @@ class FaceSwapper:
         blend: BlendSettings,
         chooser: IdentityFilter,
         batch_size: int,
+        occlusion: OcclusionMasker | None = None,
     ) -> None:
         self.model = model
         self.identity = identity
@@ -54,7 +58,20 @@ class FaceSwapper:
         self.blend = blend
         self.chooser = chooser
         self.batch_size = batch_size
+        # With an occlusion model, what covers the face is cut out of the mask.
+        self.occlusion = occlusion
         self.tally = Tally()
+
+    @property
+    def mask(self) -> str:
+        """The mask it blends with: occlusion, learned or hull."""
+        if self.occlusion is not None:
+            return "occlusion"
+        return "learned" if self.learned_mask else "hull"
+
+    @property
+    def mask_model(self) -> str | None:
+        return self.occlusion.name if self.occlusion is not None else None
 
     def _job(self, image: np.ndarray, landmarks: np.ndarray) -> _Job:
         size, big = self.model.size, self.crop_size
@@ -63,7 +80,8 @@ class FaceSwapper:
         if big != size:
             crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
             matrix = matrix * (size / big)
-        return _Job(image, landmarks, matrix, crop)
+        cut = self.occlusion.cut(image, landmarks) if self.occlusion is not None else None
+        return _Job(image, landmarks, matrix, crop, cut)
 
     def swap(self, frames: list[tuple[np.ndarray, list[Face]]]) -> None:
         """Swap, in place, the chosen faces of each (frame pixels, faces) pair."""
@@ -86,11 +104,17 @@ class FaceSwapper:
             return
         faces, masks = self.model.swap(np.stack([j.crop for j in jobs]), self.identity)
         size = self.model.size
+        visible = None
+        if self.occlusion is not None:
+            cuts = [j.occlusion for j in jobs if j.occlusion is not None]
+            visible = self.occlusion.masks(cuts, [j.matrix for j in jobs], size)
         for i, job in enumerate(jobs):
             if self.learned_mask and masks is not None:
                 mask = masks[i]
             else:
                 mask = hull_mask(transform_points(job.landmarks, job.matrix), size)
+            if visible is not None:
+                mask = np.minimum(mask, visible[i])
             span = job.landmarks.max(axis=0) - job.landmarks.min(axis=0)
             if paste_face(
                 job.image, job.matrix, job.crop, faces[i], mask, float(span.max()), self.blend
