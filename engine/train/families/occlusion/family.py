@@ -87,9 +87,8 @@ def _load_one(
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if rgb.shape[0] != size:
         rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)
-    # An imported label (H1's faceset column) is the target instead of the hull.
-    label = getattr(record, "label", None)
-    target = _decode_gray(label, size) if label else None
+    # An imported label is the target instead of the hull.
+    target = _decode_gray(record.label, size) if record.label else None
     labelled = target is not None
     if target is None:
         target = _decode_gray(record.mask, size) if record.mask else None
@@ -165,13 +164,15 @@ def _mirror(data: MaskData, flip: np.ndarray) -> MaskData:
 
 def occluded_batch(
     data: MaskData, rng: np.random.Generator, bank: synth.TextureBank, share: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Faces with occluders drawn over a `share` of them: inputs (N, 3, S, S) uint8 and
-    targets (N, 1, S, S) float32 (1 = face: its label or hull, minus the occluder)."""
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Faces with occluders drawn over a `share` of them: inputs (N, 3, S, S) uint8,
+    targets (N, 1, S, S) float32 (1 = face: its label or hull, minus the occluder) and
+    where an occluder covers the face (N, 1, S, S) bool."""
     images, covered = synth.occlude(data.faces, data.anchors, rng, bank, share)
-    target = (data.targets >= 128) & ~covered
+    face = data.targets >= 128
     x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-    return x, torch.from_numpy(target)[:, None].float()
+    target = torch.from_numpy(face & ~covered)[:, None].float()
+    return x, target, torch.from_numpy(face & covered)[:, None]
 
 
 def _jitter(x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -369,7 +370,8 @@ class OcclusionFamily(Family):
         # The occluders' randomness comes from the Trainer's generator too (exact resume).
         seed = int(torch.randint(0, 2**62, (1,), generator=g, device=dev).item())
         batch = _mirror(self.data.take(idx), flip)
-        x, target = occluded_batch(batch, np.random.default_rng(seed), self.bank, s.occluded_share)
+        rng = np.random.default_rng(seed)
+        x, target, _ = occluded_batch(batch, rng, self.bank, s.occluded_share)
         x = _jitter(x.to(dev).float().div_(255), colour)
         return x, target.to(dev)
 
@@ -394,22 +396,29 @@ class OcclusionFamily(Family):
         """Held-out faces, every one occluded by occluders drawn from `seed`: inputs
         (N, 3, S, S) uint8 and targets (N, 1, S, S) float32, on the CPU."""
         data = self.held if rows is None else self.held.take(rows)
-        return occluded_batch(data, np.random.default_rng(seed), self.bank, 1.0)
+        x, target, _ = occluded_batch(data, np.random.default_rng(seed), self.bank, 1.0)
+        return x, target
 
     @torch.no_grad()
-    def held_out_iou(self, networks: nn.Module, seed: int = 0, repeats: int = 2) -> float:
-        """The mask's IoU on the held-out faces under occluders it never saw (`repeats` draws)."""
-        device = next(networks.parameters()).device
-        was_training = networks.training
-        networks.eval()
-        try:
-            logits, targets = [], []
-            for k in range(repeats):
-                x, target = self.held_out_batch(seed * 1000 + k)
+    def held_out_iou(self, networks: nn.Module | None, seed: int = 0, repeats: int = 2) -> float:
+        """The mask's IoU on the held-out faces under occluders it never saw (`repeats`
+        draws of them). With `networks` None: the IoU of the faces' own targets (hull or
+        label) taken as the mask, i.e. of a mask blind to occluders, for comparison."""
+        logits, targets = [], []
+        for k in range(repeats):
+            x, target = self.held_out_batch(seed * 1000 + k)
+            targets.append(target)
+            if networks is None:  # logits of +-1 where the uncovered target says face
+                blind = torch.from_numpy(self.held.targets >= 128)[:, None].float()
+                logits.append(blind * 2 - 1)
+                continue
+            device = next(networks.parameters()).device
+            was_training = networks.training
+            networks.eval()
+            try:
                 logits.append(networks(x.to(device).float().div_(255)).float().cpu())
-                targets.append(target)
-        finally:
-            networks.train(was_training)
+            finally:
+                networks.train(was_training)
         return float(mask_iou(torch.cat(logits), torch.cat(targets)))
 
     # ---- preview ------------------------------------------------------------------------
