@@ -222,9 +222,13 @@ class _Canvas:
 
     def add(self, shape: np.ndarray, fill: np.ndarray, opacity: float = 1.0) -> None:
         """Lay `fill` (S, S, 3) where `shape` (S, S) uint8 coverage is, over what is there."""
-        a = shape.astype(np.float32) * (opacity / 255)
-        self.colour = self.colour * (1 - a[..., None]) + fill * a[..., None]
-        self.alpha = self.alpha * (1 - a) + a
+        x, y, w, h = cv2.boundingRect(shape)  # only where the shape is: most are small
+        if not w:
+            return
+        box = (slice(y, y + h), slice(x, x + w))
+        a = shape[box].astype(np.float32) * (opacity / 255)
+        self.colour[box] = self.colour[box] * (1 - a[..., None]) + fill[box] * a[..., None]
+        self.alpha[box] = self.alpha[box] * (1 - a) + a
 
 
 def _p(point: np.ndarray | tuple[float, float]) -> tuple[int, int]:
