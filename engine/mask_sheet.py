@@ -51,10 +51,11 @@ def mask_sheet(
     count: int = 32,
     sink: Sink = null_sink,
     device: str = "cpu",
+    columns: int = COLUMNS,
 ) -> MaskSheetResult:
-    """Write the mask contact sheet of faceset `name` (at most `count` faces) to `output`
-    (default: the faceset's masks.png), atomically. `model` names the occlusion model;
-    None: the one that covers this faceset (`occlusion_for`), if any."""
+    """Write the mask contact sheet of faceset `name` (at most `count` faces, `columns` a
+    row) to `output` (default: the faceset's masks.png), atomically. `model` names the
+    occlusion model; None: the one that covers this faceset (`occlusion_for`), if any."""
     if count < 1:
         raise BadInputError(f"--count must be at least 1, got {count}", "e.g. --count 32")
     if output is not None and output.suffix.lower() != ".png":
@@ -87,7 +88,7 @@ def mask_sheet(
         inside += int((hulls[i] >= 128).sum())
         tint = LABEL_RGB if labels[i] is not None else MODEL_RGB
         tiles.append(_tile(crops[i], hulls[i], is_covered, tint, labels[i] is not None))
-    columns = min(COLUMNS, len(tiles))
+    columns = max(1, min(columns, len(tiles)))
     sheet = _sheet(tiles, columns, tile, _legend(name, occlusion))
     path = output if output is not None else folder / SHEET_NAME
     _write_png(sheet, path)

@@ -1,4 +1,6 @@
-"""Screen 2: choose sources for A and B, extract their faces, look at what came out."""
+"""Screen 2: choose sources for A and B, extract their faces, look at what came out
+(and, with m, their masks: the hull and what an occlusion model or a label says covers
+the face)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,11 @@ from textual.widgets import Footer, Header, Input, Label, ListItem, ListView, Pr
 from textual.worker import Worker
 
 from engine.events import CancelToken
-from engine.results import ExtractResult
+from engine.results import ExtractResult, MaskSheetResult
 from tui.messages import EngineEvent, TaskDone, poster, worker_ended
 from tui.widgets.face_strip import FaceStrip
 from tui.widgets.path_field import PathField
+from tui.widgets.preview_image import PreviewImage
 
 SIDES = ("a", "b")
 _ADD = Binding.Group("Add")
@@ -59,6 +62,7 @@ class FacesScreen(Screen):
         Binding("B", "add_reference('b')", "Reference for B", group=_REFERENCE),
         Binding("delete", "remove", "Drop", key_display="del"),
         Binding("x", "extract", "Extract"),
+        Binding("m", "masks", "Masks"),
         Binding("s", "stop", "Stop"),
     ]
 
@@ -90,6 +94,7 @@ class FacesScreen(Screen):
                     with Vertical(classes="result"):
                         yield FaceStrip(id=f"strip-{side}")
                         yield Static("", id=f"stats-{side}", classes="stats")
+                        yield PreviewImage(id=f"masks-{side}", classes="masks")
         yield Footer()
 
     # ---- choosing ----------------------------------------------------------------------
@@ -140,7 +145,7 @@ class FacesScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         busy = self.cancel is not None
-        if action == "extract":
+        if action in ("extract", "masks"):
             return not busy
         if action == "stop":
             return busy
@@ -164,6 +169,47 @@ class FacesScreen(Screen):
         if self.cancel is not None:
             self.cancel.cancel()
             self.query_one("#faces-status", Static).update("stopping after the current frame…")
+
+    # ---- masks -------------------------------------------------------------------------
+
+    def action_masks(self) -> None:
+        """Write each side's mask contact sheet (engine.mask_sheet) and show it."""
+        from engine.workspace import Workspace
+
+        have = set(Workspace(self.workspace).faceset_names())
+        plan = []
+        for side in SIDES:
+            name = self.query_one(f"#name-{side}", Input).value.strip() or side
+            if name in have:
+                plan.append((side, name))
+        if not plan:
+            self.query_one("#faces-status", Static).update("no faceset to show masks of yet (x)")
+            return
+        self.query_one("#faces-status", Static).update("drawing masks…")
+        self._masks(plan)
+
+    @work(thread=True, group="masks", exclusive=True)
+    def _masks(self, plan: list[tuple[str, str]]) -> None:
+        from engine.mask_sheet import mask_sheet
+        from engine.workspace import Workspace
+
+        ws = Workspace(self.workspace)
+        for side, name in plan:
+            # A small sheet (6 faces, 3 a row) reads at the width of one side's column.
+            result = mask_sheet(ws, name, count=6, columns=3)
+            self.post_message(TaskDone(f"masks-{side}", result))
+
+    def _show_masks(self, side: str, result: MaskSheetResult) -> None:
+        view = self.query_one(f"#masks-{side}", PreviewImage)
+        view.display = True
+        view.load(Path(result.output))
+        drawn = f"occlusion model {result.mask_model}" if result.mask_model else "hull only"
+        labels = f", {result.labelled} labelled" if result.labelled else ""
+        self.query_one("#faces-status", Static).update(
+            f"{side.upper()} masks ({drawn}{labels}): {result.output}"
+        )
+
+    # ---- extracting (worker) -------------------------------------------------------------
 
     @work(thread=True, group="extract")
     def _extract(
@@ -197,6 +243,9 @@ class FacesScreen(Screen):
             )
 
     async def on_task_done(self, message: TaskDone) -> None:
+        if message.task.startswith("masks-"):
+            self._show_masks(message.task.removeprefix("masks-"), message.result)
+            return
         side, summary = message.task, message.result["summary"]
         faces_dir = Path(summary["path"]) / "faces"
         await self.query_one(f"#strip-{side}", FaceStrip).show(
