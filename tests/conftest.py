@@ -125,7 +125,7 @@ OCCLUSION_STEPS = 120  # as the occlusion_model fixture trains
 @pytest.fixture(scope="session")
 def occlusion_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPathFactory):
     """An occlusion-small mask `occ` (32 px, width 8) trained on both sample facesets, 120
-    steps at batch 8 (a few seconds), in a workspace of its own holding copies of them:
+    steps at batch 8, lr 2e-3 (a few seconds), in a workspace of its own holding copies of them:
     (workspace, model name). On held-out faces it already beats the hull at telling
     synthetic occluders from the face; treat it as read-only (copy the workspace to
     train on or to change its facesets)."""
@@ -138,7 +138,7 @@ def occlusion_model(sample_workspace: Workspace, tmp_path_factory: pytest.TempPa
 
     ws = Workspace(tmp_path_factory.mktemp("occlusion") / "ws")
     shutil.copytree(sample_workspace.facesets_dir, ws.root / "facesets")
-    requested = {"preset": "occlusion-small", "size": 32, "batch_size": 8, "seed": 0}
+    requested = {"preset": "occlusion-small", "size": 32, "batch_size": 8, "lr": 2e-3, "seed": 0}
     run = build(
         RunSettings,
         steps=OCCLUSION_STEPS,

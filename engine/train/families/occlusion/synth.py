@@ -321,8 +321,9 @@ def _hand(canvas: _Canvas, anchors: np.ndarray, rng: np.random.Generator, bank: 
         direction = _rotate(reach, (k - 1.5) * spread * -side + rng.normal(0, 0.04))
         length = d * rng.uniform(0.7, 0.95) * share * curl
         parts.append(_capsule(_blank(size), base_pt, base_pt + direction * length, finger_w))
+    flat = rng.random() < 0.25  # in flat light (or a glove) a hand shows no roundness
     for shape in parts:
-        canvas.add(shape, skin * _cylinder_shade(shape, rng))
+        canvas.add(shape, skin if flat else skin * _cylinder_shade(shape, rng))
 
 
 def _microphone(canvas: _Canvas, anchors: np.ndarray, rng: np.random.Generator, bank: TextureBank):
