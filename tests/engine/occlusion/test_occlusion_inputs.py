@@ -1,7 +1,7 @@
 """What an occlusion model learns from, and what it refuses in one line before writing
-anything: imported labels replace the hull as targets; unusable facesets are skipped
-when not named and refused when named; start_from must name a trained occlusion
-model of the same size and width."""
+anything: imported labels replace the hull as targets (and fill a quarter of each
+batch); unusable facesets are skipped when not named and refused when named;
+start_from must name a trained occlusion model of the same size and width."""
 
 from __future__ import annotations
 
@@ -17,7 +17,11 @@ from engine.config import RunSettings, build
 from engine.errors import BadInputError, NotFoundError, SwapdeckError
 from engine.events import Started
 from engine.faceset import Faceset
-from engine.train.families.occlusion.family import load_faceset, occluded_batch
+from engine.train.families.occlusion.family import (
+    OcclusionFamily,
+    load_faceset,
+    occluded_batch,
+)
 from engine.train.families.occlusion.synth import TextureBank
 from engine.train.loop import train
 from engine.train.store import ModelPaths, create_model, load_settings, new_settings
@@ -83,6 +87,15 @@ def test_a_label_replaces_the_hull_as_the_target(ws: Workspace) -> None:
     assert hull[:, : SIZE // 2].any()  # an unlabelled face keeps its hull
     _, target, _ = occluded_batch(data, np.random.default_rng(0), TextureBank.empty(SIZE), 0.0)
     assert torch.equal(target[:, 0].bool(), torch.from_numpy(data.targets >= 128))
+
+
+def test_labelled_faces_are_a_quarter_of_every_batch(ws: Workspace) -> None:
+    family = OcclusionFamily(new_settings(_requested(inputs=["a"], batch_size=8)), ws)
+    family.load_data(torch.device("cpu"))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        rows = family._indices(generator, torch.device("cpu"))
+        assert family.data.labelled[rows].sum() >= 2
 
 
 def test_every_usable_faceset_by_default_the_others_skipped(ws: Workspace) -> None:

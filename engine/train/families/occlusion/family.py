@@ -360,11 +360,24 @@ class OcclusionFamily(Family):
 
     # ---- one step -----------------------------------------------------------------------
 
+    def _indices(self, generator: torch.Generator, device: torch.device) -> np.ndarray:
+        """Rows of a batch. When faces hold imported labels, a quarter of every batch is
+        drawn from those: a user's few labelled faces are worth more than their share."""
+        n = self.batch_size
+        idx = torch.randint(len(self.data), (n,), generator=generator, device=device)
+        idx = idx.cpu().numpy()
+        labelled = np.flatnonzero(self.data.labelled)
+        if len(labelled):
+            k = max(1, n // 4)
+            pick = torch.randint(len(labelled), (k,), generator=generator, device=device)
+            idx[:k] = labelled[pick.cpu().numpy()]
+        return idx
+
     def _draw(self, ctx: StepContext) -> tuple[torch.Tensor, torch.Tensor]:
         """A training batch on the device: inputs (B, 3, S, S) in [0, 1], targets (B, 1, S, S)."""
         s: Any = self.settings
         g, dev, n = ctx.generator, ctx.device, self.batch_size
-        idx = torch.randint(len(self.data), (n,), generator=g, device=dev).cpu().numpy()
+        idx = self._indices(g, dev)
         flip = (torch.rand(n, generator=g, device=dev) < 0.5).cpu().numpy()
         colour = torch.rand(n, 3, generator=g, device=dev)
         # The occluders' randomness comes from the Trainer's generator too (exact resume).
