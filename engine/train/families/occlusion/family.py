@@ -4,7 +4,8 @@ Per step: draw faces from every input faceset (the Trainer's seeded generator),
 mirror some, draw occluders over most of them (synth.py, seeded from the same
 generator, so a resumed run draws the same ones), jitter the colours, and score
 the network's mask against the target: the face's imported label where it has
-one, else its landmark hull, minus the occluder. Loss: binary cross-entropy plus
+one (a quarter of each batch comes from such faces when there are any), else its
+landmark hull, minus the occluder. Loss: binary cross-entropy plus
 soft Dice, in fp32. A few faces per faceset are held out for the preview and for
 measuring the mask's IoU on occlusions it never trained on.
 """
