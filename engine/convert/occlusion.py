@@ -13,7 +13,29 @@ import cv2
 import numpy as np
 
 from engine.faces.align import alignment_matrix, invert, warp_face
-from engine.train.families.occlusion.inference import OcclusionModel
+from engine.train.families.occlusion.inference import OcclusionModel, occlusion_for
+from engine.train.registry import ModelSettingsBase
+from engine.train.store import ModelPaths, load_settings
+from engine.workspace import Workspace
+
+
+def own_or_faceset(
+    workspace: Workspace, settings: ModelSettingsBase, faceset: str | None
+) -> str | None:
+    """The occlusion model a swap model masks with unless told: its own (masked training's
+    `occlusion_model`), else the one trained on `faceset`, the replaced side's."""
+    return getattr(settings, "occlusion_model", "") or occlusion_for(workspace, faceset)
+
+
+def auto_occlusion(
+    workspace: Workspace, model: str, direction: str
+) -> tuple[str | None, str | None]:
+    """(the occlusion model `--mask auto` takes for `model` converting `direction`, the
+    faceset it looked for), from model.toml alone: nothing is loaded."""
+    settings = load_settings(ModelPaths(workspace.model_dir(model)).toml)
+    side = "a" if direction == "a-to-b" else "b"
+    faceset = getattr(settings, f"faceset_{side}", None)
+    return own_or_faceset(workspace, settings, faceset), faceset
 
 
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 from engine.config import ConvertConfig
 from engine.convert.blend import BlendSettings
 from engine.convert.faces import IdentityFilter, ManifestFaces
-from engine.convert.occlusion import OcclusionMasker
+from engine.convert.occlusion import OcclusionMasker, own_or_faceset
 from engine.convert.smooth import Face, Frame, Smoother
 from engine.convert.swap import FaceSwapper
 from engine.convert.video_io import (
@@ -59,7 +59,7 @@ from engine.media.prefetch import prefetch
 from engine.media.shots import ShotCuts
 from engine.media.video import is_video_path
 from engine.results import ConvertPreviewResult, ConvertResult
-from engine.train.families.occlusion.inference import load_occlusion, occlusion_for
+from engine.train.families.occlusion.inference import load_occlusion
 from engine.train.inference import TrainedModel, load_trained
 from engine.workspace import (
     Workspace,
@@ -197,11 +197,7 @@ def choose_mask(
         )
     name = None
     if mask in ("occlusion", "auto"):
-        name = (
-            config.mask_model
-            or getattr(model.settings, "occlusion_model", "")
-            or occlusion_for(workspace, source)
-        )
+        name = config.mask_model or own_or_faceset(workspace, model.settings, source)
     if mask == "occlusion" and not name:
         covers = f"faceset {source}" if source else "the person being replaced"
         raise NotFoundError(

@@ -23,7 +23,7 @@ PREVIEW_FRAMES = 4
 _VIDEO_OUT = {".mp4", ".m4v", ".mov", ".mkv", ".webm"}
 CHOICES: dict[str, tuple[str, ...]] = {
     "direction": ("a-to-b", "b-to-a"),
-    "mask": ("auto", "hull", "learned"),
+    "mask": ("auto", "hull", "learned", "occlusion"),
     "color": ("rct", "hist", "avg", "none"),
 }
 
@@ -66,6 +66,12 @@ def score_line(result: ScoreResult) -> str:
         f"nme {_figure(video.expression.nme, '{:.4f}')}  "
         f"stability ratio {_figure(video.stability.ratio, '{:.2f}')}"
     )
+
+
+def _mask_text(result: Any) -> str:
+    """What a result says of an occlusion model it blended with ("" when none)."""
+    model = getattr(result, "mask_model", None)
+    return f"mask occlusion: {model}" if model else ""
 
 
 def _verify_target(output: Path) -> Path | None:
@@ -112,6 +118,8 @@ class ConvertScreen(Screen):
                                 id=name,
                                 compact=True,
                             )
+                    # Which occlusion model auto (and "occlusion") would take.
+                    yield Static("", id="mask-note")
                     yield Input(
                         placeholder="reference photo (optional)", id="reference", compact=True
                     )
@@ -152,6 +160,7 @@ class ConvertScreen(Screen):
             select.value = current
         elif names:
             select.value = names[0]
+        self._note_mask()  # an occlusion model may have been trained meanwhile
 
     @on(Select.Changed, "#model")
     def _model_changed(self, event: Select.Changed) -> None:
@@ -162,6 +171,39 @@ class ConvertScreen(Screen):
         chosen = direction.value
         direction.set_options([(v, v) for v in values])
         direction.value = chosen if chosen in values else values[0]
+        self._note_mask()
+
+    @on(Select.Changed, "#direction")
+    def _direction_changed(self) -> None:
+        self._note_mask()
+
+    def _note_mask(self) -> None:
+        model = self.query_one("#model", Select).value
+        if isinstance(model, str):
+            self._find_occlusion(model, str(self.query_one("#direction", Select).value))
+        else:
+            self.query_one("#mask-note", Static).update("")
+
+    @work(thread=True, exclusive=True, group="listing")
+    def _find_occlusion(self, model: str, direction: str) -> None:
+        """Name the occlusion model the mask would take (off the UI thread: torch loads)."""
+        from engine.convert.occlusion import auto_occlusion
+        from engine.errors import SwapdeckError
+        from engine.workspace import Workspace
+
+        try:
+            name, faceset = auto_occlusion(Workspace(self.workspace), model, direction)
+        except (SwapdeckError, OSError):  # an unreadable model.toml: convert will say
+            name, faceset = None, None
+        if name:
+            note = f"occlusion model: {name} (auto uses it)"
+        else:
+            note = "occlusion model: none for " + (f"faceset {faceset}" if faceset else model)
+        self.app.call_from_thread(self._show_note, note)
+
+    def _show_note(self, note: str) -> None:
+        if self.is_mounted:
+            self.query_one("#mask-note", Static).update(note)
 
     # ---- running -----------------------------------------------------------------------
 
@@ -281,12 +323,14 @@ class ConvertScreen(Screen):
 
             with PILImage.open(result.output) as picture:
                 self.query_one("#convert-preview", Image).image = picture.copy()
-            status.update(f"preview: {result.output}")
+            mask = _mask_text(result)
+            status.update(f"preview: {result.output}" + (f" ({mask})" if mask else ""))
             return
         if message.task == "convert":
+            mask = _mask_text(result)
             self.lines["convert"] = (
                 f"output: {result.output} ({result.frames} frames, "
-                f"{result.faces_swapped} faces swapped)"
+                f"{result.faces_swapped} faces swapped" + (f", {mask})" if mask else ")")
             )
             status.update("checking the watermark and scoring…")
         elif message.task == "verify":
