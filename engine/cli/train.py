@@ -128,8 +128,8 @@ def train_command(
         list[str] | None,
         typer.Option(
             "--inputs",
-            help="fast-swap: a faceset whose faces are training inputs; repeat for more "
-            "(default: every faceset but B's).",
+            help="fast-swap, occlusion: a faceset whose faces are training inputs; repeat "
+            "for more (default: every faceset but B's; occlusion: every faceset).",
         ),
     ] = None,
     videos: Annotated[
@@ -195,7 +195,8 @@ def train_command(
     -a and -b; fast-swap learns one network per target -b from the faces of the other
     facesets (--inputs), with VGG-19's ImageNet weights for its losses; fomm (the First
     Order Motion Model, for reenact) learns from --videos of talking faces, with VGG-19
-    too.
+    too; occlusion learns which pixels of a face are covered (hands, microphones), from
+    occluders drawn over the faces of --inputs (default: every faceset).
     """
     from engine.config import RunSettings, build
     from engine.train.loop import train
