@@ -436,7 +436,13 @@ class TrainScreen(FollowsJob, Screen):
     # ---- the family's rows: facesets and inputs ---------------------------------------------
 
     def _input_names(self) -> list[str]:
-        """The facesets that can be inputs: all but B's."""
+        """The facesets that can be inputs: all but B's (every one for a family without a B,
+        such as occlusion)."""
+        family = self._form_family()
+        if family is None or "faceset_b" not in {
+            o.name for o in registry.get_family(family).options
+        }:
+            return list(self.facesets)
         b = self.query_one("#faceset-b", Select).value
         return [name for name in self.facesets if name != b]
 
@@ -465,6 +471,8 @@ class TrainScreen(FollowsJob, Screen):
         for option, control in FACESET_ROWS.items():
             self.set_class(option not in names, f"-no-{control}")
         self.set_class(INPUTS in names, "-inputs")
+        if INPUTS in names:  # which facesets can be inputs depends on the family (B or none)
+            self._refresh_inputs()
         face_a = self.query_one("#faceset-a", Select)
         optional = "faceset_a" in names and info.option("faceset_a").optional
         if optional != (face_a.prompt == NONE):
