@@ -61,7 +61,8 @@ class Tally:
 def main(argv: list[str]) -> int:
     tally = Tally()
     start = time.monotonic()
-    code = pytest.main(["-q", "-p", "no:cacheprovider", *SUITES, *argv], plugins=[tally])
+    # Serially (-n 0): the trials time their kills against a machine doing nothing else.
+    code = pytest.main(["-q", "-p", "no:cacheprovider", "-n", "0", *SUITES, *argv], plugins=[tally])
     print()
     for what, (ok, tried, skipped) in tally.lines().items():
         note = f"   ({skipped} skipped on this machine)" if skipped else ""

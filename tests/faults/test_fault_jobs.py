@@ -79,7 +79,7 @@ def _check_reported(ws: Path, job_id: str) -> list[str]:
         problems.append(f"vague reason: {listed['reason']!r}")
     if listed["exit_code"] != 128 + signal.SIGKILL:
         problems.append(f"exit code {listed['exit_code']}, not 137")
-    table = swapdeck("jobs", "list", "-w", ws)  # COLUMNS is wide: a row is one line
+    table = swapdeck("jobs", "list", "-w", ws)  # the console is wide: a row is one line
     row = [line for line in plain(table.stdout).splitlines() if job_id in line]
     if not row or "failed" not in row[0] or "SIGKILL" not in row[0]:
         problems.append(f"`jobs list` does not say it was killed:\n{table.stdout}")
@@ -93,7 +93,11 @@ def _check_reported(ws: Path, job_id: str) -> list[str]:
 
 
 def test_killed_jobs_are_reported_and_the_model_restarts(facesets_ws, record_property, monkeypatch):
-    monkeypatch.setenv("COLUMNS", "300")
+    # The CLI's console took its width when engine.cli was first imported, in whichever
+    # test came first: widen it itself, so a row is one line whatever ran before.
+    from engine.cli.common import out_console
+
+    monkeypatch.setattr(out_console, "_width", 300)
     record_property("tried", len(MOMENTS))
     record_property("ok", 0)
     ws = facesets_ws
