@@ -17,6 +17,7 @@ import pytest
 import torch.hub
 from textual.pilot import Pilot
 from textual.widgets import Select, SelectionList, Static
+from trainformutil import form_inputs, start_recorded
 from vggfile import torch_home_with_vgg
 
 from engine import jobs
@@ -25,7 +26,6 @@ from engine.train.store import ModelPaths, create_model, new_settings
 from engine.workspace import Workspace
 from tui.app import SwapdeckApp
 from tui.screens.train import TrainScreen
-from tui.widgets.error_dialog import ErrorDialog
 from tui.widgets.loss_chart import LossChart
 from tui.widgets.preview_image import PreviewImage
 
@@ -59,29 +59,12 @@ def _text(screen: TrainScreen, selector: str) -> str:
     return str(screen.query_one(selector, Static).render())
 
 
-def _inputs(screen: TrainScreen) -> tuple[list[str], list[str]]:
-    """The inputs list: (every faceset listed, those ticked)."""
-    box = screen.query_one("#inputs", SelectionList)
-    listed = [box.get_option_at_index(i).value for i in range(box.option_count)]
-    return listed, list(box.selected)
-
-
-async def _start_recorded(pilot: Pilot, ui, screen: TrainScreen) -> None:
-    """Start; the recording stand-in for jobs.start_train fails, and its error dialog is
-    closed (it would take the keys that follow)."""
-    screen.action_start()
-    await ui.until(pilot, lambda: isinstance(pilot.app.screen, ErrorDialog), 30)
-    await pilot.press("escape")
-    await ui.until(pilot, lambda: pilot.app.screen is screen, 10)
-    await ui.settle(pilot)
-
-
 async def _toggle(pilot: Pilot, screen: TrainScreen, name: str) -> None:
     """Tick or untick `name` with the keys, as a user would."""
     box = screen.query_one("#inputs", SelectionList)
     box.focus()
     await pilot.pause()
-    await pilot.press("home", *["down"] * _inputs(screen)[0].index(name), "space")
+    await pilot.press("home", *["down"] * form_inputs(screen)[0].index(name), "space")
     await pilot.pause()
 
 
@@ -107,7 +90,7 @@ def test_a_fast_swap_preset_shows_b_optional_a_and_the_inputs(
         await ui.until(pilot, lambda: screen.has_class("-inputs"), 10)
         assert face_a.value is Select.NULL and face_a.prompt == "none"  # A: optional, none
         assert face_b.value == "b"
-        assert _inputs(screen) == (["a", "c"], ["a", "c"])  # all but B's, all ticked
+        assert form_inputs(screen) == (["a", "c"], ["a", "c"])  # all but B's, all ticked
         # The whole form, Start included, fits the 80x24 terminal.
         start = screen.query_one("#start")
         assert start.region.bottom <= ui.size[1] - 1 and start.region.height == 1
@@ -116,29 +99,29 @@ def test_a_fast_swap_preset_shows_b_optional_a_and_the_inputs(
         assert "loss A" not in _text(screen, "#stats")
 
         await _toggle(pilot, screen, "c")
-        assert _inputs(screen)[1] == ["a"]
-        await _start_recorded(pilot, ui, screen)
+        assert form_inputs(screen)[1] == ["a"]
+        await start_recorded(pilot, ui, screen)
         assert len(started) == 1
 
         # B becomes `a`: the inputs are then `b` and `c`, `c` still unticked.
         face_b.value = "a"
-        await ui.until(pilot, lambda: _inputs(screen)[0] == ["b", "c"], 10)
-        assert _inputs(screen)[1] == ["b"]
+        await ui.until(pilot, lambda: form_inputs(screen)[0] == ["b", "c"], 10)
+        assert form_inputs(screen)[1] == ["b"]
         face_a.value = "c"
         await _toggle(pilot, screen, "c")
-        await _start_recorded(pilot, ui, screen)
+        await start_recorded(pilot, ui, screen)
         assert len(started) == 2
 
         for name in ("b", "c"):
             await _toggle(pilot, screen, name)
-        assert _inputs(screen)[1] == []
+        assert form_inputs(screen)[1] == []
         screen.action_start()
         await pilot.pause()
         assert "choose at least one input faceset" in _text(screen, "#status")
 
         face_b.value = Select.NULL  # B is required
         # Every faceset is listed then; `a`, new to the list, comes ticked.
-        await ui.until(pilot, lambda: _inputs(screen) == (["a", "b", "c"], ["a"]), 10)
+        await ui.until(pilot, lambda: form_inputs(screen) == (["a", "b", "c"], ["a"]), 10)
         screen.action_start()
         await pilot.pause()
         assert "choose faceset B" in _text(screen, "#status")
@@ -182,7 +165,7 @@ def test_a_fast_swap_model_trains_on_from_the_screen_with_its_losses(
         assert screen.query_one("#preset", Select).value == "fast-swap-small"
         assert screen.query_one("#preset").disabled and face_a.disabled  # frozen
         assert face_a.value is Select.NULL and face_a.prompt == "none"
-        assert _inputs(screen) == (["a", "c"], ["c"])  # the model's own inputs
+        assert form_inputs(screen) == (["a", "c"], ["c"])  # the model's own inputs
         assert not screen.query_one("#inputs").disabled  # unfrozen: may change
         await _toggle(pilot, screen, "a")  # all ticked now: every faceset but B's
         await ui.type_into(pilot, "#steps", "4")

@@ -14,31 +14,17 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Select, SelectionList, Static
+from trainformutil import form_inputs, start_recorded
 
 from engine import jobs
 from tui.app import SwapdeckApp
 from tui.screens.train import TrainScreen
-from tui.widgets.error_dialog import ErrorDialog
 
 
 @pytest.fixture
 def ws(facesets_ws: Path) -> Path:
     shutil.copytree(facesets_ws / "facesets" / "a", facesets_ws / "facesets" / "c")
     return facesets_ws
-
-
-def _inputs(screen: TrainScreen) -> tuple[list[str], list[str]]:
-    box = screen.query_one("#inputs", SelectionList)
-    listed = [box.get_option_at_index(i).value for i in range(box.option_count)]
-    return listed, list(box.selected)
-
-
-async def _start_recorded(pilot: Pilot, ui, screen: TrainScreen) -> None:
-    screen.action_start()
-    await ui.until(pilot, lambda: isinstance(pilot.app.screen, ErrorDialog), 30)
-    await pilot.press("escape")
-    await ui.until(pilot, lambda: pilot.app.screen is screen, 10)
-    await ui.settle(pilot)
 
 
 def test_an_occlusion_preset_takes_every_faceset_as_inputs(
@@ -58,21 +44,21 @@ def test_an_occlusion_preset_takes_every_faceset_as_inputs(
         await ui.settle(pilot)
         screen = pilot.app.screen
         screen.query_one("#preset", Select).value = "fast-swap-small"
-        await ui.until(pilot, lambda: _inputs(screen)[0] == ["a", "c"], 10)  # all but B's
+        await ui.until(pilot, lambda: form_inputs(screen)[0] == ["a", "c"], 10)  # all but B's
 
         screen.query_one("#preset", Select).value = "occlusion-small"
         # No A or B: every faceset is an input, all ticked.
-        await ui.until(pilot, lambda: _inputs(screen) == (["a", "b", "c"], ["a", "b", "c"]), 10)
+        await ui.until(pilot, lambda: form_inputs(screen) == (["a", "b", "c"], ["a", "b", "c"]), 10)
         assert screen.has_class("-no-faceset-a") and screen.has_class("-no-faceset-b")
         await ui.until(
             pilot, lambda: "mask" in str(screen.query_one("#stats", Static).render()), 60
         )
-        await _start_recorded(pilot, ui, screen)
+        await start_recorded(pilot, ui, screen)
 
         box = screen.query_one("#inputs", SelectionList)
         box.deselect("b")
         await pilot.pause()
-        await _start_recorded(pilot, ui, screen)
+        await start_recorded(pilot, ui, screen)
 
     ui.drive(SwapdeckApp(ws), steps)
     assert len(started) == 2
