@@ -106,6 +106,7 @@ class FaceSwapper:
         size = self.model.size
         visible = None
         if self.occlusion is not None:
+            # Every job was cut for the occlusion model (see _job).
             cuts = [j.occlusion for j in jobs if j.occlusion is not None]
             visible = self.occlusion.masks(cuts, [j.matrix for j in jobs], size)
         for i, job in enumerate(jobs):

@@ -23,17 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.errors import BadInputError, CorruptError, NotFoundError, SwapdeckError
+from engine.errors import BadInputError, CorruptError, SwapdeckError
 from engine.faces.align import transform_points
 from engine.faceset import FaceRecord, Faceset
 from engine.train.checkpoint import load_checkpoint
 from engine.train.data import MIN_FACES, faceset_geometry
 from engine.train.families.occlusion import FAMILY, synth
+from engine.train.families.occlusion.inference import trained_occlusion
 from engine.train.families.occlusion.network import MaskNet, check_size
 from engine.train.family import Family, StepContext, StepResult, make_optimizer
 from engine.train.preview import save_png
 from engine.train.registry import CropGeometry, ModelSettingsBase
-from engine.train.store import ModelPaths, load_settings
 from engine.workspace import Workspace
 
 HELD_OUT = 8  # faces per faceset kept out of training, at most
@@ -307,27 +307,11 @@ class OcclusionFamily(Family):
     def _start_from(self) -> Path | None:
         """The checkpoint of the model named by `start_from`, checked to fit this one."""
         s: Any = self.settings
-        name = s.start_from
-        if not name:
+        if not s.start_from:
             return None
-        paths = ModelPaths(self.workspace.model_dir(name))
-        if not paths.toml.is_file():
-            raise NotFoundError(
-                f"no occlusion model {name!r} to start from in {self.workspace.models_dir}",
-                f"train it first (swapdeck train --preset occlusion -m {name}), "
-                "or leave start_from empty",
-            )
-        other: Any = load_settings(paths.toml)
-        if other.family != FAMILY.name:
-            raise BadInputError(
-                f"start_from model {name} is a {other.family} model, not an occlusion mask",
-                "name a model trained with --family occlusion",
-            )
-        if not paths.checkpoint.is_file():
-            raise BadInputError(
-                f"occlusion model {name} has not been trained yet (no checkpoint to start from)",
-                f"train it first: swapdeck train -w {self.workspace.root} -m {name}",
-            )
+        name = s.start_from
+        other: Any
+        other, paths = trained_occlusion(self.workspace, name, " to start from")
         if (other.size, other.width) != (s.size, s.width):
             raise BadInputError(
                 f"occlusion model {name} is {other.size} px, width {other.width}; this one "

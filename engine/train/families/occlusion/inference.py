@@ -75,12 +75,15 @@ def build_net(settings: ModelSettingsBase) -> MaskNet:
     return MaskNet(int(s.size), int(s.width))  # type: ignore[attr-defined]
 
 
-def load_occlusion(workspace: Workspace, name: str, device: str = "auto") -> OcclusionModel:
-    """Load occlusion model `name`; refuses one that is missing, of another family or untrained."""
+def trained_occlusion(
+    workspace: Workspace, name: str, purpose: str = ""
+) -> tuple[ModelSettingsBase, ModelPaths]:
+    """Occlusion model `name`'s settings and files; refuses in one line one that is missing,
+    of another family or not trained yet. `purpose` (" to start from") says what it is for."""
     paths = ModelPaths(workspace.model_dir(name))
     if not paths.toml.exists():
         raise NotFoundError(
-            f"no occlusion model {name!r} in {workspace.models_dir}",
+            f"no occlusion model {name!r}{purpose} in {workspace.models_dir}",
             f"train one: swapdeck train --family occlusion -w {workspace.root} -m {name}",
         )
     settings, _, _ = open_model(workspace, name, {})
@@ -94,6 +97,12 @@ def load_occlusion(workspace: Workspace, name: str, device: str = "auto") -> Occ
             f"occlusion model {name} has not been trained yet (no checkpoint)",
             f"train it first: swapdeck train -w {workspace.root} -m {name}",
         )
+    return settings, paths
+
+
+def load_occlusion(workspace: Workspace, name: str, device: str = "auto") -> OcclusionModel:
+    """Load occlusion model `name`; refuses one that is missing, of another family or untrained."""
+    settings, paths = trained_occlusion(workspace, name)
     torch_device = dist.resolve_device(device, dist.DistInfo())
     net = build_net(settings)
     info, _ = load_checkpoint(paths.checkpoint, net, None)
